@@ -1,0 +1,52 @@
+"""`python -m trt_swin.plugins.build`: configure and build the CUDA libraries with CMake.
+
+Builds `libtrt_swin_torch.so` (and the TensorRT plugin library with --tensorrt) from a source checkout and installs it
+into plugins/lib/, where `trt_swin.plugins` finds it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trt_swin.plugins.build", description=__doc__.splitlines()[0])
+    p.add_argument("--archs", default=os.environ.get("TRT_SWIN_CUDA_ARCHS", "75;80;86;89;90"),
+                   help="CUDA architectures for the portable kernels, e.g. '90' or '80;90' (default: %(default)s)")
+    p.add_argument("--no-sm90a", action="store_true", help="skip the Hopper-only (sm_90a) kernels")
+    p.add_argument("--no-torch", action="store_true", help="compile the kernels only (CI compile check)")
+    p.add_argument("--tensorrt", metavar="TensorRT_ROOT", help="also build the TensorRT plugin library against this install")
+    p.add_argument("--build-dir", default=str(REPO / "build"))
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    args = p.parse_args(argv)
+
+    if not (REPO / "CMakeLists.txt").exists():
+        print(f"error: {REPO} is not a trt_swin source checkout (no CMakeLists.txt); build from the repository", file=sys.stderr)
+        return 2
+    cfg = [
+        "cmake", "-S", str(REPO), "-B", args.build_dir, "-G", "Ninja",
+        f"-DPython_EXECUTABLE={sys.executable}",
+        f"-DTRT_SWIN_CUDA_ARCHS={args.archs}",
+        f"-DTRT_SWIN_SM90A={'OFF' if args.no_sm90a else 'ON'}",
+        f"-DTRT_SWIN_TORCH={'OFF' if args.no_torch else 'ON'}",
+    ]
+    if args.tensorrt:
+        cfg += ["-DTRT_SWIN_TENSORRT=ON", f"-DTensorRT_ROOT={args.tensorrt}"]
+    for cmd in (cfg, ["cmake", "--build", args.build_dir, "-j", str(args.jobs)]):
+        print("+", " ".join(cmd), flush=True)
+        if subprocess.call(cmd) != 0:
+            return 1
+    if not args.no_torch or args.tensorrt:
+        cmd = ["cmake", "--install", args.build_dir]
+        print("+", " ".join(cmd), flush=True)
+        return subprocess.call(cmd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
