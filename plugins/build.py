@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-sm90a", action="store_true", help="skip the Hopper-only (sm_90a) kernels")
     p.add_argument("--no-torch", action="store_true", help="compile the kernels only (CI compile check)")
     p.add_argument("--tensorrt", metavar="TensorRT_ROOT", help="also build the TensorRT plugin library against this install")
+    p.add_argument("--ops", default=os.environ.get("TRT_SWIN_OPS", ""),
+                   help="semicolon list of plugins/<op> folders to build (default: all)")
     p.add_argument("--build-dir", default=str(REPO / "build"))
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = p.parse_args(argv)
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         f"-DTRT_SWIN_CUDA_ARCHS={args.archs}",
         f"-DTRT_SWIN_SM90A={'OFF' if args.no_sm90a else 'ON'}",
         f"-DTRT_SWIN_TORCH={'OFF' if args.no_torch else 'ON'}",
+        f"-DTRT_SWIN_OPS={args.ops}",
     ]
     if args.tensorrt:
         cfg += ["-DTRT_SWIN_TENSORRT=ON", f"-DTensorRT_ROOT={args.tensorrt}"]
