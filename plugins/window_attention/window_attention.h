@@ -19,7 +19,7 @@ struct WindowAttentionParams {
   int nW;              // windows per image: window w uses mask[w % nW]
   int N;               // tokens per window (ws * ws), 1..144
   int num_heads;       // nH
-  int head_dim;        // hd: 32 or 64
+  int head_dim;        // hd: 16, 32 or 64
   float scale;         // multiplies q k^T (timm: hd^-0.5; 1 when folded into the q weights)
   bool qkv_int8 = false;  // int8 input: real = q * q_scale (k, v likewise)
   float q_scale = 1.f, k_scale = 1.f, v_scale = 1.f;

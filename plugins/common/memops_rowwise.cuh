@@ -1,0 +1,184 @@
+// Device helpers shared by the row-wise memory-bound kernels (ln_shift_partition, window_reverse, patch_merge,
+// epilogue). Not a public API: kernel code only.
+//
+// Work split: a token row of C channels is handled by a group of G lanes (G a power of two, 2..32, aligned inside
+// a warp), each lane holding VPT vectors of 8 channels. Vector v of a row goes to lane v % G, slot v / G, so at each
+// slot the G lanes of a group touch G consecutive 16-byte chunks (coalesced), and small C still keeps all 32 lanes
+// of a warp busy (C = 96: 4 lanes x 3 vectors, 8 rows per warp).
+#pragma once
+#include <cstdint>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+namespace trt_swin {
+namespace memops {
+
+constexpr int kVec = 8;            // channels per vector: 8 halves = 16 bytes, 8 int8 = 8 bytes
+constexpr int kBlockThreads = 256;
+
+// Blocks per SM to ask of the register allocator (__launch_bounds__ min blocks). ptxas hoists a row's gamma / beta
+// loads (16 registers per vector) above the statistics to hide their latency, so long rows need a larger register
+// budget: VPT <= 6 fits 64 / 80 registers without spills, VPT = 8 needs 128; VPT >= 12 (4C = 3072, Swin-L's last
+// patch merge) spills about 100 bytes into L1 at 128, which we take over one resident block per SM; VPT = 16
+// (4096 channels, no Swin model) gets all 255.
+template <int VPT>
+constexpr int min_blocks_per_sm() {
+  return VPT <= 4 ? 4 : VPT <= 6 ? 3 : VPT <= 12 ? 2 : 1;
+}
+
+// Sum over the G lanes of an aligned lane group (xor offsets below G never leave the group).
+template <int G>
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+  for (int off = G / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+__device__ __forceinline__ void half8_to_float(const uint4& raw, float (&f)[kVec]) {
+  const __half2* h = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 t = __half22float2(h[i]);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+
+__device__ __forceinline__ uint4 float_to_half8(const float (&f)[kVec]) {
+  uint4 raw;
+  __half2* h = reinterpret_cast<__half2*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+  return raw;
+}
+
+__device__ __forceinline__ void int8x8_to_float(const uint2& raw, float scale, float (&f)[kVec]) {
+  const int8_t* q = reinterpret_cast<const int8_t*>(&raw);
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) f[i] = static_cast<float>(q[i]) * scale;
+}
+
+// Saturating round-to-nearest-even INT8 quantization: clamp(__float2int_rn(v / scale), -128, 127).
+// __fdiv_rn keeps the IEEE division under --use_fast_math, so the result matches torch.round(v / scale) exactly.
+__device__ __forceinline__ int8_t quantize_int8(float v, float scale) {
+  int q = __float2int_rn(__fdiv_rn(v, scale));
+  return static_cast<int8_t>(max(-128, min(127, q)));
+}
+
+__device__ __forceinline__ uint2 float_to_int8x8(const float (&f)[kVec], float scale) {
+  uint2 raw;
+  int8_t* q = reinterpret_cast<int8_t*>(&raw);
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) q[i] = quantize_int8(f[i], scale);
+  return raw;
+}
+
+// Per-channel parameters ([C] fp32, read by every row: L1 / L2 hits).
+__device__ __forceinline__ void load_float8(const float* p, float (&f)[kVec]) {
+  const float4 a = __ldg(reinterpret_cast<const float4*>(p));
+  const float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+  f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
+  f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+}
+
+// LayerNorm of one row held as raw fp16 vectors by a group: two-pass statistics in FP32 over the values in
+// registers (mean first, then the centered sum of squares), which stays accurate for rows with a large mean.
+// Vectors with index >= nvec are padding and must hold zeros; `n` is the true channel count.
+template <int G, int VPT>
+__device__ __forceinline__ void row_mean_rstd(const uint4 (&raw)[VPT], int lane_in_group, int nvec, int n, float eps,
+                                              float& mean, float& rstd) {
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    float f[kVec];
+    half8_to_float(raw[k], f);
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) s += f[i];
+  }
+  mean = group_sum<G>(s) / static_cast<float>(n);
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    if (k * G + lane_in_group < nvec) {
+      float f[kVec];
+      half8_to_float(raw[k], f);
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) {
+        const float d = f[i] - mean;
+        ss += d * d;
+      }
+    }
+  }
+  const float var = group_sum<G>(ss) / static_cast<float>(n);
+  rstd = rsqrtf(var + eps);
+}
+
+// Normalizes vector k of a row (channel offset c) and stores it as fp16 or int8 at `out_row`.
+__device__ __forceinline__ void store_normed(const uint4& raw, float mean, float rstd, const float* gamma,
+                                             const float* beta, int c, void* out_row, bool out_int8, float out_scale) {
+  float f[kVec], g[kVec], b[kVec];
+  half8_to_float(raw, f);
+  load_float8(gamma + c, g);
+  load_float8(beta + c, b);
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) f[i] = (f[i] - mean) * rstd * g[i] + b[i];
+  if (out_int8) {
+    *reinterpret_cast<uint2*>(static_cast<int8_t*>(out_row) + c) = float_to_int8x8(f, out_scale);
+  } else {
+    *reinterpret_cast<uint4*>(static_cast<__half*>(out_row) + c) = float_to_half8(f);
+  }
+}
+
+__device__ __forceinline__ void store_zeros(int c, void* out_row, bool out_int8) {
+  if (out_int8) {
+    *reinterpret_cast<uint2*>(static_cast<int8_t*>(out_row) + c) = make_uint2(0u, 0u);
+  } else {
+    *reinterpret_cast<uint4*>(static_cast<__half*>(out_row) + c) = make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
+// (G, VPT) for a row of nvec vectors: the smallest group that needs at most 4 vectors per lane, else a full warp
+// with 6, 8, 12 or 16. Returns false when the row is longer than 512 vectors (4096 channels).
+inline bool pick_row_split(int nvec, int& G, int& VPT) {
+  for (int g = 4; g <= 32; g *= 2) {
+    if (nvec <= 4 * g) {
+      G = g;
+      VPT = (nvec + g - 1) / g;
+      return true;
+    }
+  }
+  G = 32;
+  const int need = (nvec + 31) / 32;
+  if (need <= 6) VPT = 6;
+  else if (need <= 8) VPT = 8;
+  else if (need <= 12) VPT = 12;
+  else if (need <= 16) VPT = 16;
+  else return false;
+  return true;
+}
+
+// Calls fn.template operator()<G, VPT>() with the compile-time split chosen by pick_row_split.
+template <typename Fn>
+cudaError_t dispatch_row_split(int nvec, Fn&& fn) {
+  int G = 0, VPT = 0;
+  if (!pick_row_split(nvec, G, VPT)) return cudaErrorInvalidValue;
+#define TRT_SWIN_ROW_CASE(g, v) \
+  if (G == g && VPT == v) return fn.template operator()<g, v>();
+  TRT_SWIN_ROW_CASE(4, 1) TRT_SWIN_ROW_CASE(4, 2) TRT_SWIN_ROW_CASE(4, 3) TRT_SWIN_ROW_CASE(4, 4)
+  TRT_SWIN_ROW_CASE(8, 3) TRT_SWIN_ROW_CASE(8, 4)
+  TRT_SWIN_ROW_CASE(16, 3) TRT_SWIN_ROW_CASE(16, 4)
+  TRT_SWIN_ROW_CASE(32, 3) TRT_SWIN_ROW_CASE(32, 4) TRT_SWIN_ROW_CASE(32, 6) TRT_SWIN_ROW_CASE(32, 8)
+  TRT_SWIN_ROW_CASE(32, 12) TRT_SWIN_ROW_CASE(32, 16)
+#undef TRT_SWIN_ROW_CASE
+  return cudaErrorInvalidValue;
+}
+
+// Grid for `rows` rows with groups of G lanes, kBlockThreads per block.
+template <int G>
+inline unsigned row_grid(int64_t rows) {
+  constexpr int rows_per_block = kBlockThreads / G;
+  return static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
+}
+
+}  // namespace memops
+}  // namespace trt_swin

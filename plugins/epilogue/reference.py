@@ -1,0 +1,53 @@
+"""Plain-PyTorch reference of `trt_swin::epilogue`, in FP32: the test oracle and the op's CPU kernel.
+
+    out[m, n] = act(x[m, n] * in_scale * col_scale[n] + bias[n]) + residual[m, n]    (then fp16, or int8)
+
+`quantize_int8` is the INT8 rounding rule of every trt_swin memory-bound kernel: saturating round to nearest, ties
+to even (the CUDA side uses `__float2int_rn` on an IEEE division, then clamps to [-128, 127]).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def quantize_int8(v: torch.Tensor, scale: float) -> torch.Tensor:
+    """sat(round_half_even(v / scale)) as int8, for any shape; v is computed in FP32."""
+    return torch.round(v.float() / scale).clamp_(-128, 127).to(torch.int8)
+
+
+def epilogue_ref(
+    x: torch.Tensor,
+    in_scale: float = 1.0,
+    col_scale: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    act: str = "none",
+    residual: torch.Tensor | None = None,
+    out_scale: float | None = None,
+) -> torch.Tensor:
+    """The epilogue in FP32.
+
+    Args:
+        x: [..., N] GEMM output, float16, int8 or int32 (any leading dims).
+        in_scale: per-tensor dequantization scale.
+        col_scale: [N] per-output-channel scale, or None.
+        bias: [N], or None.
+        act: "none" or "gelu" (erf GELU, as torch.nn.GELU()).
+        residual: [..., N] like x, added after the activation, or None.
+        out_scale: quantize the result to int8 with this scale, or None for the FP32 result.
+
+    Returns:
+        [..., N] float32, or int8 when out_scale is given.
+    """
+    if act not in ("none", "gelu"):
+        raise ValueError(f"epilogue: act must be 'none' or 'gelu', got {act!r}")
+    v = x.float() * in_scale
+    if col_scale is not None:
+        v = v * col_scale.float()
+    if bias is not None:
+        v = v + bias.float()
+    if act == "gelu":
+        v = F.gelu(v)
+    if residual is not None:
+        v = v + residual.float()
+    return quantize_int8(v, out_scale) if out_scale is not None else v

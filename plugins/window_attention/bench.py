@@ -1,0 +1,188 @@
+"""`python -m trt_swin.plugins.window_attention.bench --json OUT.json`: the fused kernel vs PyTorch on Swin shapes.
+
+Per (model, stage, batch): our kernel (fp16, and int8 in / int8 out), timm's eager math (matmul + bias + mask +
+softmax + matmul), timm's SDPA path (bias + mask as attn_mask), and torch.compile of the eager math. Reports the
+median time (CUDA events through triton.testing.do_bench), the kernel's achieved GB/s (qkv read + out written once)
+and its fraction of a device-to-device copy bandwidth measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import torch
+
+from trt_swin.plugins.window_attention.op import window_attention
+
+MODELS = {"swin_t": dict(C=96, heads=(3, 6, 12, 24), res=56), "swin_l": dict(C=192, heads=(6, 12, 24, 48), res=56)}
+WS = 7
+ROTATE_BYTES = 256 << 20  # rotate among input copies until this many bytes, so small cases are not timed from L2
+
+
+def _time_ms(fn) -> float:
+    try:
+        from triton.testing import do_bench
+
+        return float(do_bench(fn, warmup=25, rep=200, return_mode="median"))
+    except ImportError:  # CUDA events by hand
+        for _ in range(10):
+            fn()
+        times = []
+        for _ in range(100):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        return sorted(times)[len(times) // 2]
+
+
+def copy_bandwidth_gbs(nbytes: int = 1 << 30) -> float:
+    """Device-to-device copy bandwidth, counting bytes read plus bytes written."""
+    src = torch.empty(nbytes // 2, dtype=torch.float16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    ms = _time_ms(lambda: dst.copy_(src))
+    return 2 * nbytes / ms / 1e6
+
+
+def shift_mask(res: int, ws: int, ss: int) -> torch.Tensor:
+    from timm.models.swin_transformer import SwinTransformerBlock
+
+    from .reference import shift_mask as block_mask
+
+    return block_mask(SwinTransformerBlock(dim=8, input_resolution=(res, res), num_heads=1, window_size=ws, shift_size=ss))
+
+
+def eager(qkv, bias, mask, nH, scale):
+    """timm WindowAttention's non-fused math from the qkv GEMM output to the proj input."""
+    N = bias.shape[-1]
+    C = qkv.shape[1] // 3
+    q, k, v = qkv.view(-1, N, 3, nH, C // nH).permute(2, 0, 3, 1, 4).unbind(0)
+    attn = (q * scale) @ k.transpose(-2, -1) + bias.to(qkv.dtype).unsqueeze(0)
+    if mask is not None:
+        nW = mask.shape[0]
+        attn = attn.view(-1, nW, nH, N, N) + mask.to(qkv.dtype).unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, nH, N, N)
+    attn = attn.softmax(-1)
+    return (attn @ v).transpose(1, 2).reshape(-1, C)
+
+
+def sdpa(qkv, bias, mask, nH, scale):
+    """timm WindowAttention's fused path: SDPA with bias (+ expanded mask) as attn_mask."""
+    N = bias.shape[-1]
+    C = qkv.shape[1] // 3
+    q, k, v = qkv.view(-1, N, 3, nH, C // nH).permute(2, 0, 3, 1, 4).unbind(0)
+    attn_mask = bias.to(qkv.dtype).unsqueeze(0)
+    if mask is not None:
+        nW = mask.shape[0]
+        m = mask.to(qkv.dtype).view(1, nW, 1, N, N).expand(q.shape[0] // nW, -1, nH, -1, -1)
+        attn_mask = attn_mask + m.reshape(-1, nH, N, N)
+    x = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    return x.transpose(1, 2).reshape(-1, C)
+
+
+def _rotating(fn, sets):
+    state = {"i": 0}
+
+    def call():
+        args = sets[state["i"] % len(sets)]
+        state["i"] += 1
+        return fn(*args)
+
+    return call
+
+
+def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: bool) -> dict:
+    """Times one (model, stage, batch) shifted block (unshifted where timm has no shift: a last stage of one window)."""
+    cfg = MODELS[model]
+    res = cfg["res"] >> (stage - 1)
+    nH = cfg["heads"][stage - 1]
+    C = cfg["C"] << (stage - 1)
+    ws = min(WS, res)
+    ss = ws // 2 if res > ws else 0  # the last stage (7x7) has no shift, as in timm
+    N = ws * ws
+    nW = (res // ws) ** 2
+    rows = batch * nW * N
+    scale = (C // nH) ** -0.5
+    dev = "cuda"
+    bias = torch.randn(nH, N, N, device=dev)
+    mask = shift_mask(res, ws, ss)
+    mask = None if mask is None else mask.to(dev)
+    bytes_fp16 = rows * 3 * C * 2 + rows * C * 2
+    bytes_int8 = rows * 3 * C + rows * C
+    n_sets = max(1, min(32, math.ceil(ROTATE_BYTES / bytes_fp16)))
+    qkv16 = [torch.randn(rows, 3 * C, device=dev).half() for _ in range(n_sets)]
+    qkv8 = [torch.randint(-127, 128, (rows, 3 * C), device=dev, dtype=torch.int8) for _ in range(n_sets)]
+
+    r = dict(model=model, stage=stage, batch=batch, num_windows=batch * nW, N=N, heads=nH, head_dim=C // nH,
+             shifted=bool(ss), bytes_fp16=bytes_fp16, bytes_int8=bytes_int8)
+    r["ours_fp16_ms"] = _time_ms(_rotating(lambda x: window_attention(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+    r["ours_int8_ms"] = _time_ms(_rotating(
+        lambda x: window_attention(x, bias, mask, nH, scale, 0.02, 0.02, 0.02, 0.01), [(x,) for x in qkv8]))
+    r["eager_ms"] = _time_ms(_rotating(lambda x: eager(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+    r["sdpa_ms"] = _time_ms(_rotating(lambda x: sdpa(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+    if do_compile:
+        compiled = torch.compile(eager, dynamic=False)
+        r["compile_ms"] = _time_ms(_rotating(lambda x: compiled(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+    r["ours_fp16_gbs"] = bytes_fp16 / r["ours_fp16_ms"] / 1e6
+    r["ours_int8_gbs"] = bytes_int8 / r["ours_int8_ms"] / 1e6
+    r["ours_fp16_copy_frac"] = r["ours_fp16_gbs"] / copy_gbs
+    r["ours_int8_copy_frac"] = r["ours_int8_gbs"] / copy_gbs
+    # the kernel's error on this case, so a fast-but-wrong result cannot hide in the table
+    from .reference import window_attention_fp32
+
+    ref = window_attention_fp32(qkv16[0], bias, mask, nH, scale)
+    out = window_attention(qkv16[0], bias, mask, nH, scale).float()
+    r["ours_fp16_rel_l2"] = ((out - ref).norm() / ref.norm()).item()
+    return r
+
+
+def markdown(rows: list[dict], copy_gbs: float, device: str) -> str:
+    lines = [f"window_attention on {device}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)", "",
+             "| model | stage | batch | windows | nH | ours fp16 ms | GB/s (copy frac) | ours int8 ms | eager ms | "
+             "sdpa ms | compile ms | speedup vs sdpa |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        comp = f"{r['compile_ms']:.4f}" if "compile_ms" in r else "-"
+        lines.append(
+            f"| {r['model']} | {r['stage']}{'s' if r['shifted'] else ''} | {r['batch']} | {r['num_windows']} | {r['heads']} | "
+            f"{r['ours_fp16_ms']:.4f} | {r['ours_fp16_gbs']:.0f} ({r['ours_fp16_copy_frac']:.2f}) | {r['ours_int8_ms']:.4f} | "
+            f"{r['eager_ms']:.4f} | {r['sdpa_ms']:.4f} | {comp} | {r['sdpa_ms'] / r['ours_fp16_ms']:.1f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trt_swin.plugins.window_attention.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--models", default="swin_t,swin_l")
+    p.add_argument("--batches", default="1,32,128")
+    p.add_argument("--stages", default="1,2,3,4")
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (one compile per shape)")
+    p.add_argument("--compile-batches", default="1,32,128", help="batches that also time torch.compile")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("error: the benchmark needs a CUDA device", file=sys.stderr)
+        return 2
+    torch.manual_seed(0)
+    copy_gbs = copy_bandwidth_gbs()
+    rows = []
+    for model in args.models.split(","):
+        for stage in map(int, args.stages.split(",")):
+            for batch in map(int, args.batches.split(",")):
+                do_compile = not args.no_compile and str(batch) in args.compile_batches.split(",")
+                rows.append(bench_case(model, stage, batch, copy_gbs, do_compile))
+                print(json.dumps(rows[-1]), flush=True)
+    device = torch.cuda.get_device_name()
+    table = markdown(rows, copy_gbs, device)
+    print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(device=device, torch=torch.__version__, copy_gbs=copy_gbs, results=rows, table=table), f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

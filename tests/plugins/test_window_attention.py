@@ -1,0 +1,277 @@
+"""torch.ops.trt_swin.window_attention: the CUDA kernel against the FP32 reference on every model shape, and the
+reference against timm's own WindowAttention (CPU)."""
+from __future__ import annotations
+
+import math
+import zlib
+from functools import lru_cache
+
+import pytest
+import torch
+from timm.models.swin_transformer import SwinTransformerBlock, WindowAttention
+
+from shapes import ALL_SHAPES, BlockShape
+from trt_swin.plugins import ops  # noqa: F401  (registers the schemas)
+from trt_swin.plugins.window_attention.op import window_attention
+from trt_swin.plugins.window_attention.reference import (
+    gather_relative_position_bias,
+    quantize_int8,
+    shift_mask,
+    window_attention_fp32,
+    window_attention_reference,
+)
+
+# (input dtype, output dtype) of the kernel variants
+MODES = {"fp16": (torch.float16, torch.float16), "int8-fp16": (torch.int8, torch.float16),
+         "int8-int8": (torch.int8, torch.int8), "fp16-int8": (torch.float16, torch.int8)}
+FP16_REL_L2 = 2e-3          # FP32 reference vs fp16 output: P and O each rounded to fp16 once
+INT8_MAX_LSB = 1            # int8 output: a value next to a rounding boundary may land one step away
+INT8_MISMATCH_FRACTION = 0.02
+
+
+@lru_cache(maxsize=None)
+def _mask_of(H: int, W: int, ws: int, ss: int) -> torch.Tensor | None:
+    """Real shift mask of timm's block for this geometry (dim/heads do not affect it: a small block suffices)."""
+    block = SwinTransformerBlock(dim=8, input_resolution=(H, W), num_heads=1, window_size=ws, shift_size=ss)
+    return shift_mask(block)
+
+
+def _windows_per_image(s: BlockShape) -> int:
+    return math.ceil(s.H / s.ws) * math.ceil(s.W / s.ws)
+
+
+def _inputs(s: BlockShape, B: int, in_dtype: torch.dtype, device, bias_std: float = 2.0, seed: int = 0):
+    """Random qkv [B*nW*N, 3C], bias [nH, N, N], the block's real mask, and scales; fresh values per (shape, B)."""
+    g = torch.Generator().manual_seed(seed + 7919 * B + zlib.crc32(s.id.encode()))
+    rows = B * _windows_per_image(s) * s.N
+    mask = _mask_of(s.H, s.W, s.ws, s.ss)
+    bias = (torch.randn(s.nH, s.N, s.N, generator=g) * bias_std).to(device)
+    scales = dict(q_scale=1.0, k_scale=1.0, v_scale=1.0)
+    if in_dtype == torch.int8:
+        qkv = torch.randint(-127, 128, (rows, 3 * s.C), generator=g, dtype=torch.int8)
+        scales = dict(q_scale=1 / 50, k_scale=1 / 60, v_scale=1 / 70)
+    else:
+        qkv = torch.randn(rows, 3 * s.C, generator=g).half()
+    return qkv.to(device), bias, None if mask is None else mask.to(device), scales
+
+
+def _poison_allocator(numel: int, dtype: torch.dtype, device) -> None:
+    """Fill a freed block of the output's size with NaN (fp16) / 0x7F (int8), so the caching allocator hands the op
+    poisoned memory: an element the kernel fails to write then shows up as NaN or as an int8 mismatch."""
+    junk = torch.empty(numel, dtype=dtype, device=device)
+    junk.fill_(float("nan") if dtype == torch.float16 else 0x7F)
+    del junk
+
+
+def _rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
+
+
+def _check_against_reference(out: torch.Tensor, qkv, bias, mask, nH, scale, scales, out_scale):
+    ref32 = window_attention_fp32(qkv, bias, mask, nH, scale, **scales)
+    if out_scale is None:
+        assert out.dtype == torch.float16
+        assert torch.isfinite(out).all(), "non-finite (unwritten or overflowed) output elements"
+        err = _rel_l2(out, ref32)
+        assert err <= FP16_REL_L2, f"relative L2 error {err:.2e} > {FP16_REL_L2}"
+    else:
+        assert out.dtype == torch.int8
+        ref8 = quantize_int8(ref32, out_scale)
+        diff = (out.int() - ref8.int()).abs()
+        assert diff.max().item() <= INT8_MAX_LSB, f"int8 output off by {diff.max().item()} steps"
+        frac = (diff > 0).float().mean().item()
+        assert frac <= INT8_MISMATCH_FRACTION, f"{frac:.2%} of int8 outputs differ from the reference"
+
+
+def _cases():
+    for s in ALL_SHAPES:
+        for B in (1, 3):
+            for mode in MODES:
+                yield pytest.param(s, B, mode, id=f"{s.id}-b{B}-{mode}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape,B,mode", list(_cases()))
+def test_kernel_matches_reference(shape: BlockShape, B: int, mode: str, cuda_device):
+    in_dtype, out_dtype = MODES[mode]
+    qkv, bias, mask, scales = _inputs(shape, B, in_dtype, cuda_device)
+    scale = shape.hd ** -0.5
+    out_scale = None if out_dtype == torch.float16 else 1 / 100  # outputs are O(1): int8 range covers +-1.27
+    _poison_allocator(qkv.shape[0] * shape.C, out_dtype, cuda_device)
+    out = window_attention(qkv, bias, mask, shape.nH, scale, out_scale=out_scale, **scales)
+    torch.cuda.synchronize()
+    assert out.shape == (qkv.shape[0], shape.C)
+    _check_against_reference(out, qkv, bias, mask, shape.nH, scale, scales, out_scale)
+
+
+EXTREME_SHAPES = [s for s in ALL_SHAPES if s.id in (
+    "swin_t-224w7-s1-56x56w7-shift-h3", "swin_l384-384w12-s1-96x96w12-shift-h6", "edge-s3-24x24w12-shift-h4",
+    "edge-s1-8x8w4-shift-h3")]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", EXTREME_SHAPES, ids=lambda s: s.id)
+@pytest.mark.parametrize("magnitude", [3e4, 1e5])
+def test_large_bias_stays_finite(shape: BlockShape, magnitude: float, cuda_device):
+    """Bias entries of +-3e4 / +-1e5: logits far outside fp16 (and sums that would overflow fp16 if added there)."""
+    qkv, _, mask, scales = _inputs(shape, 2, torch.float16, cuda_device)
+    g = torch.Generator().manual_seed(1)
+    bias = (torch.randint(-1, 2, (shape.nH, shape.N, shape.N), generator=g).float() * magnitude
+            + torch.randn(shape.nH, shape.N, shape.N, generator=g)).to(cuda_device)
+    out = window_attention(qkv, bias, mask, shape.nH, shape.hd ** -0.5)
+    torch.cuda.synchronize()
+    assert torch.isfinite(out).all()
+    _check_against_reference(out, qkv, bias, mask, shape.nH, shape.hd ** -0.5, scales, None)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fill", [float("-inf"), -1e30], ids=["neg_inf", "neg_huge"])
+def test_fully_masked_rows_are_finite(fill: float, cuda_device):
+    """Rows whose every logit is -inf give 0 (no NaN); -1e30 everywhere gives a uniform average of v."""
+    s = next(x for x in ALL_SHAPES if x.id == "swin_t-224w7-s1-56x56w7-shift-h3")
+    qkv, bias, _, scales = _inputs(s, 1, torch.float16, cuda_device)
+    mask = torch.zeros(4, s.N, s.N)
+    mask[1, 5:20, :] = fill  # window 1 (mod 4): rows 5..19 fully masked
+    mask[3, :, :] = fill     # window 3: every row
+    mask = mask.to(cuda_device)
+    out = window_attention(qkv, bias, mask, s.nH, s.hd ** -0.5)
+    torch.cuda.synchronize()
+    assert torch.isfinite(out).all()
+    _check_against_reference(out, qkv, bias, mask, s.nH, s.hd ** -0.5, scales, None)
+    if fill == float("-inf"):
+        w = out.view(-1, s.N, s.C)
+        assert (w[3::4] == 0).all() and (w[1::4, 5:20] == 0).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("N", [1, 4, 9, 25, 36, 64, 81, 100, 121])
+def test_every_window_size(N: int, cuda_device):
+    """ws 1..12 beyond the models' 4, 7 and 12: every padded key-tile width."""
+    g = torch.Generator().manual_seed(N)
+    nH, hd, windows = 5, 32, 6
+    qkv = torch.randn(windows * N, 3 * nH * hd, generator=g).half().to(cuda_device)
+    bias = torch.randn(nH, N, N, generator=g).to(cuda_device)
+    mask = torch.where(torch.rand(3, N, N, generator=g) < 0.3, -100.0, 0.0)
+    mask.diagonal(dim1=1, dim2=2).zero_()  # every row keeps itself, as a shift mask does
+    mask = mask.to(cuda_device)
+    out = window_attention(qkv, bias, mask, nH, hd ** -0.5)
+    torch.cuda.synchronize()
+    _check_against_reference(out, qkv, bias, mask, nH, hd ** -0.5, {}, None)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["fp16", "int8-int8"])
+def test_opcheck_cuda(mode: str, cuda_device):
+    s = next(x for x in ALL_SHAPES if x.id == "edge-s1-30x30w7-shift-h3")
+    in_dtype, out_dtype = MODES[mode]
+    qkv, bias, mask, scales = _inputs(s, 1, in_dtype, cuda_device)
+    out_scale = None if out_dtype == torch.float16 else 0.01
+    torch.library.opcheck(torch.ops.trt_swin.window_attention.default,
+                          (qkv, bias, mask, s.nH, s.hd ** -0.5, scales["q_scale"], scales["k_scale"],
+                           scales["v_scale"], out_scale))
+
+
+BAD_INPUTS = {
+    "bias_dtype": (3, lambda d: torch.randn(3, 49, 49, device=d).half(), None, "bias must have dtype"),
+    "head_dim": (2, lambda d: torch.randn(2, 49, 49, device=d), None, "head_dim must be 16, 32 or 64"),
+    "mask_windows": (3, lambda d: torch.randn(3, 49, 49, device=d), lambda d: torch.zeros(3, 49, 49, device=d),
+                     "multiple of mask.shape"),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_a_clear_error(case: str, cuda_device):
+    num_heads, bias, mask, message = BAD_INPUTS[case]
+    qkv = torch.randn(49 * 2, 3 * 96, device=cuda_device).half()
+    with pytest.raises(RuntimeError, match=message):
+        window_attention(qkv, bias(cuda_device), None if mask is None else mask(cuda_device), num_heads, 0.1)
+
+
+# ---- CPU: the reference against timm, the helpers, the fake kernel.
+
+class _RoundToHalf(torch.nn.Module):
+    """Makes timm's qkv exactly fp16-representable, so the reference (fp16 qkv in) sees the same numbers."""
+
+    def forward(self, x):
+        return x.half().float()
+
+
+TIMM_SHAPES = [s for s in ALL_SHAPES if s.stage >= 3 or s.model == "edge"]
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["timm_eager", "timm_sdpa"])
+@pytest.mark.parametrize("shape", TIMM_SHAPES, ids=lambda s: s.id)
+def test_reference_matches_timm(shape: BlockShape, fused: bool):
+    torch.manual_seed(0)
+    attn = WindowAttention(shape.C, num_heads=shape.nH, window_size=shape.ws).eval()
+    with torch.no_grad():
+        attn.relative_position_bias_table.normal_(std=1.0)  # timm's init (std 0.02) would hide a wrong gather
+    attn.fused_attn = fused
+    attn.proj = torch.nn.Identity()
+    attn.qkv = torch.nn.Sequential(attn.qkv, _RoundToHalf())
+    mask = _mask_of(shape.H, shape.W, shape.ws, shape.ss)
+    B = 2
+    x = torch.randn(B * _windows_per_image(shape), shape.N, shape.C)
+    with torch.no_grad():
+        expected = attn(x, mask=mask).reshape(-1, shape.C)
+        qkv = attn.qkv(x).reshape(-1, 3 * shape.C).half()
+    bias = gather_relative_position_bias(attn)
+    got = window_attention_fp32(qkv, bias, mask, shape.nH, attn.scale)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [s for s in ALL_SHAPES if s.model.startswith("swin_t-") or s.model == "edge"],
+                         ids=lambda s: s.id)
+def test_helpers_match_timm_buffers(shape: BlockShape):
+    block = SwinTransformerBlock(dim=8 * shape.nH, input_resolution=(shape.H, shape.W), num_heads=shape.nH,
+                                 window_size=shape.ws, shift_size=shape.ss)
+    mask = shift_mask(block)
+    if shape.ss == 0:
+        assert mask is None and block.attn_mask is None
+    else:
+        assert mask.shape == (_windows_per_image(shape), shape.N, shape.N) and mask.dtype == torch.float32
+        torch.testing.assert_close(mask, block.attn_mask.float(), rtol=0, atol=0)
+        assert set(mask.unique().tolist()) <= {0.0, -100.0}
+    bias = gather_relative_position_bias(block.attn)
+    torch.testing.assert_close(bias, block.attn._get_rel_pos_bias()[0], rtol=0, atol=0)
+
+
+def test_cpu_op_is_the_reference():
+    s = next(x for x in ALL_SHAPES if x.id == "edge-s1-8x8w4-shift-h3")
+    qkv, bias, mask, _ = _inputs(s, 3, torch.int8, "cpu")
+    out = torch.ops.trt_swin.window_attention(qkv, bias, mask, s.nH, 0.25, 0.02, 0.03, 0.04, 0.01)
+    ref = window_attention_reference(qkv, bias, mask, s.nH, 0.25, 0.02, 0.03, 0.04, 0.01)
+    assert out.dtype == torch.int8 and torch.equal(out, ref)
+
+
+@pytest.mark.parametrize("out_scale", [None, 0.02])
+def test_fake_kernel_shapes(out_scale):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        qkv = torch.empty(64 * 49 * 2, 3 * 128, dtype=torch.int8)
+        bias = torch.empty(4, 49, 49)
+        mask = torch.empty(64, 49, 49)
+        out = torch.ops.trt_swin.window_attention(qkv, bias, mask, 4, 0.17, 1.0, 1.0, 1.0, out_scale)
+    assert out.shape == (64 * 49 * 2, 128)
+    assert out.dtype == (torch.float16 if out_scale is None else torch.int8)
+
+
+def test_opcheck_cpu():
+    s = next(x for x in ALL_SHAPES if x.id == "edge-s3-4x4w4-noshift-h3")
+    qkv, bias, mask, _ = _inputs(s, 2, torch.float16, "cpu")
+    torch.library.opcheck(torch.ops.trt_swin.window_attention.default, (qkv, bias, mask, s.nH, s.hd ** -0.5))
+
+
+def test_int8_rounding_is_half_even_and_saturating():
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 300.0, -300.0, 127.49])
+    assert quantize_int8(x, 1.0).tolist() == [0, 2, 2, 0, -2, -2, 126, 127, -128, 127]
+
+
+def test_cpu_reference_rejects_bad_input():
+    qkv = torch.randn(49 * 2, 3 * 96).half()
+    with pytest.raises(ValueError, match="N \\(bias.shape\\[-1\\]\\) must be in 1..144"):
+        window_attention_reference(qkv, torch.randn(3, 150, 150), None, 3, 0.1)
+    with pytest.raises(ValueError, match="qkv must be float16 or int8"):
+        window_attention_reference(qkv.float(), torch.randn(3, 49, 49), None, 3, 0.1)

@@ -1,0 +1,3 @@
+from trt_swin.cli import main
+
+raise SystemExit(main())
