@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,9 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.tensorrt:
         cfg += ["-DTRT_SWIN_TENSORRT=ON", f"-DTensorRT_ROOT={args.tensorrt}"]
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        print("error: nvcc not found on PATH: the CUDA libraries cannot be built here", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env.setdefault("CUDA_HOME", str(Path(os.path.realpath(nvcc)).parent.parent))  # torch's include_paths() reads it
+    cfg.append(f"-DCMAKE_CUDA_COMPILER={os.path.realpath(nvcc)}")
     for cmd in (cfg, ["cmake", "--build", args.build_dir, "-j", str(args.jobs)]):
         print("+", " ".join(cmd), flush=True)
-        if subprocess.call(cmd) != 0:
+        if subprocess.call(cmd, env=env) != 0:
             return 1
     if not args.no_torch or args.tensorrt:
         cmd = ["cmake", "--install", args.build_dir]
