@@ -83,9 +83,17 @@ def calibrate(model: nn.Module, plan: QuantPlan, loader: Iterable, device: str |
         if q._disabled:
             continue
         spec = plan.quantizers[name]
-        if spec.calibrator.uses_histogram:
-            kwargs = {"percentile": spec.calibrator.percentile} if spec.calibrator.method == "percentile" else {}
-            q.load_calib_amax(spec.calibrator.method, **kwargs)
+        method = spec.calibrator.method
+        if method == "percentile":
+            q.load_calib_amax("percentile", percentile=spec.calibrator.percentile)
+        elif method in ("entropy", "mse"):
+            cal = q._calibrator
+            if cal._calib_hist is None:
+                raise RuntimeError(f"quantizer {name} saw no activations during calibration")
+            hist = torch.as_tensor(cal._calib_hist).double().cpu()
+            edges = torch.as_tensor(cal._calib_bin_edges).double().cpu()
+            fn = entropy_amax if method == "entropy" else mse_amax
+            q.amax = fn(hist, edges, spec.bits).float()
         else:
             q.load_calib_amax()
         q.enable_quant()
@@ -93,6 +101,62 @@ def calibrate(model: nn.Module, plan: QuantPlan, loader: Iterable, device: str |
         amax[name] = q.amax.detach().cpu().clone()
     check_calibrated(model)
     return amax
+
+
+def entropy_amax(hist: torch.Tensor, edges: torch.Tensor, bits: int | str = 8, start_bin: int = 128) -> torch.Tensor:
+    """amax minimizing KL(P || Q) (TensorRT's entropy calibration) over a histogram of |x|.
+
+    Same definition as ModelOpt's `_compute_amax_entropy` (which loops in Python and takes minutes per model):
+    for each candidate clip bin i, P = hist[:i] with the tail folded into its last bin, Q = P merged into 2^(bits-1)
+    levels and spread back uniformly over the non-empty bins; the last minimum wins.
+    Args:
+        hist: [nbins] counts of |x|; edges: [nbins + 1] bin edges.
+    """
+    if bits == "e4m3":
+        raise ValueError("the entropy calibrator is defined for INT8 levels only; use max, percentile or mse for FP8")
+    bins = hist.clone()
+    bins[0] = bins[1]  # ModelOpt's convention: the zero bin is dominated by exact zeros
+    nlevels = 1 << (int(bits) - 1)
+    n = len(bins)
+    cand = torch.arange(start_bin, n + 1, dtype=torch.float64)           # [K] candidate clip bins i
+    j = torch.arange(n, dtype=torch.float64)                             # [n] bin index
+    valid = j[None, :] < cand[:, None]                                   # [K, n]: bins below the clip
+    level = (j[None, :] * nlevels / cand[:, None]).floor().long().clamp(0, nlevels - 1)
+    nz = valid & (bins != 0)[None, :]
+    w = torch.where(nz, bins[None, :].expand_as(nz), torch.zeros((), dtype=torch.float64))
+    level_sum = torch.zeros(len(cand), nlevels, dtype=torch.float64).scatter_add_(1, level, w)
+    level_cnt = torch.zeros(len(cand), nlevels, dtype=torch.float64).scatter_add_(1, level, nz.double())
+    q = torch.where(nz, level_sum.gather(1, level) / level_cnt.gather(1, level).clamp_min(1), 0.0)
+    p = torch.where(valid, bins[None, :].expand_as(valid), torch.zeros((), dtype=torch.float64))
+    tail = bins.flip(0).cumsum(0).flip(0)                                # tail[k] = sum(bins[k:])
+    last = cand.long() - 1
+    rows = torch.arange(len(cand))
+    p[rows, last] += torch.cat([tail, tail.new_zeros(1)])[last + 1]     # fold the clipped tail into the last bin
+    p = p / p.sum(1, keepdim=True)
+    q = q / q.sum(1, keepdim=True).clamp_min(1e-300)
+    m = p > 0
+    ratio = torch.where(m, p / q.where(m, torch.ones(())), torch.ones(()))
+    kl = torch.where(m & (q > 0), p * ratio.log(), torch.where(m, torch.tensor(float("inf"), dtype=torch.float64), 0.0)).sum(1)
+    best = len(kl) - 1 - int(torch.argmin(kl.flip(0)))                  # the last minimum, as ModelOpt
+    return edges[int(cand[best])].clone()
+
+
+def mse_amax(hist: torch.Tensor, edges: torch.Tensor, bits: int | str = 8, start_bin: int = 128) -> torch.Tensor:
+    """amax minimizing the histogram-weighted quantize-dequantize MSE (ModelOpt's `_compute_amax_mse`, vectorized).
+
+    Candidates are the bin centers from `start_bin` on; INT: round-half-even to [-(2^(b-1)-1), 2^(b-1)-1] levels of
+    amax / (2^(b-1)-1); FP8 E4M3: scaled to 448 and cast.
+    """
+    centers = (edges[1:] + edges[:-1]) / 2
+    cand = centers[start_bin:]                                     # [K]
+    x = centers[None, :] / cand[:, None]                           # [K, nbins], in units of amax
+    if bits == "e4m3":
+        xq = (x * 448.0).clamp(-448.0, 448.0).float().to(torch.float8_e4m3fn).double() / 448.0
+    else:
+        qmax = (1 << (int(bits) - 1)) - 1
+        xq = torch.round(x * qmax).clamp(-qmax, qmax) / qmax
+    err = (((xq - x) * cand[:, None]) ** 2 * hist[None, :]).mean(1)
+    return cand[int(torch.argmin(err))].clone()
 
 
 def collect_amax(model: nn.Module) -> dict[str, torch.Tensor]:
