@@ -117,7 +117,7 @@ def train_qat(model: nn.Module, teacher: nn.Module, train_set: Dataset, cfg: QAT
     # Cosine from lr down to 1% of it (pytorch-quantization's QAT guidance).
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(s, total) / max(total, 1))))
-    record: dict[str, Any] = {"config": cfg.to_dict(), "world_size": world, "epochs": []}
+    record: dict[str, Any] = {"config": cfg.to_dict(), "distributed": distributed, "world_size": world, "epochs": []}
     step = 0
     for epoch in range(cfg.epochs):
         if sampler is not None:

@@ -159,9 +159,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load `state` strictly; on mismatch raise an error listing missing, unexpected and wrongly shaped keys."""
+    own = model.state_dict()
+    # timm's filter would silently interpolate relative-position tables of another window size, which changes the
+    # function; an inference checkpoint must match the architecture, so refuse instead.
+    tables = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items()
+              if k.endswith("relative_position_bias_table") and k in own and v.shape != own[k].shape]
+    if tables:
+        raise ModelSpecError(
+            f"state dict from {source} was trained with other window sizes (relative-position tables differ: "
+            f"{', '.join(tables[:4])}). Note: timm < 1.0.31 computed the resolution after an odd-size patch merge "
+            "differently; use the timm version and --model / img size the checkpoint was trained with."
+        )
     # Microsoft checkpoints (layers.N.downsample, head.weight, ...) -> timm names; a no-op for timm state dicts.
     state = checkpoint_filter_fn(dict(state), model)
-    own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"

@@ -4,9 +4,10 @@
 // Work split: a token row of C channels is handled by a group of G lanes (G a power of two, 2..32, aligned inside
 // a warp), each lane holding VPT vectors of 8 channels. Vector v of a row goes to lane v % G, slot v / G, so at each
 // slot the G lanes of a group touch G consecutive 16-byte chunks (coalesced), and small C still keeps all 32 lanes
-// of a warp busy (C = 96: 4 lanes x 3 vectors, 8 rows per warp).
+// of a warp busy (C = 96: 2 lanes x 6 vectors, 16 rows per warp).
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -137,13 +138,23 @@ __device__ __forceinline__ void store_zeros(int c, void* out_row, bool out_int8)
   }
 }
 
-// (G, VPT) for a row of nvec vectors: the smallest group that needs at most 4 vectors per lane, else a full warp
-// with 6, 8, 12 or 16. Returns false when the row is longer than 512 vectors (4096 channels).
-inline bool pick_row_split(int nvec, int& G, int& VPT) {
-  for (int g = 4; g <= 32; g *= 2) {
-    if (nvec <= 4 * g) {
+// Vectors per lane to aim for (3..6). Fewer, fatter lanes keep more bytes in flight per thread and need fewer
+// warps per row set, which matters when the grid is about one wave (Swin stage 4 at batch 128). Development knob:
+// $TRT_SWIN_ROW_TARGET_VPT overrides the default (read at each launch; bench_memops.py sweeps it).
+inline int row_target_vpt() {
+  const char* env = std::getenv("TRT_SWIN_ROW_TARGET_VPT");
+  const int v = env ? std::atoi(env) : 0;
+  return v >= 3 && v <= 6 ? v : 6;
+}
+
+// (G, VPT) for a row of nvec vectors: the smallest group with at most `target` vectors per lane (VPT 5 rounds up to
+// 6), else a full warp with 8, 12 or 16. Returns false when the row is longer than 512 vectors (4096 channels).
+inline bool pick_row_split(int nvec, int target, int& G, int& VPT) {
+  for (int g = 2; g <= 32; g *= 2) {
+    if (nvec <= target * g) {
       G = g;
       VPT = (nvec + g - 1) / g;
+      if (VPT == 5) VPT = 6;
       return true;
     }
   }
@@ -161,14 +172,14 @@ inline bool pick_row_split(int nvec, int& G, int& VPT) {
 template <typename Fn>
 cudaError_t dispatch_row_split(int nvec, Fn&& fn) {
   int G = 0, VPT = 0;
-  if (!pick_row_split(nvec, G, VPT)) return cudaErrorInvalidValue;
+  if (!pick_row_split(nvec, row_target_vpt(), G, VPT)) return cudaErrorInvalidValue;
 #define TRT_SWIN_ROW_CASE(g, v) \
   if (G == g && VPT == v) return fn.template operator()<g, v>();
-  TRT_SWIN_ROW_CASE(4, 1) TRT_SWIN_ROW_CASE(4, 2) TRT_SWIN_ROW_CASE(4, 3) TRT_SWIN_ROW_CASE(4, 4)
-  TRT_SWIN_ROW_CASE(8, 3) TRT_SWIN_ROW_CASE(8, 4)
-  TRT_SWIN_ROW_CASE(16, 3) TRT_SWIN_ROW_CASE(16, 4)
-  TRT_SWIN_ROW_CASE(32, 3) TRT_SWIN_ROW_CASE(32, 4) TRT_SWIN_ROW_CASE(32, 6) TRT_SWIN_ROW_CASE(32, 8)
-  TRT_SWIN_ROW_CASE(32, 12) TRT_SWIN_ROW_CASE(32, 16)
+#define TRT_SWIN_ROW_CASES(g) \
+  TRT_SWIN_ROW_CASE(g, 1) TRT_SWIN_ROW_CASE(g, 2) TRT_SWIN_ROW_CASE(g, 3) TRT_SWIN_ROW_CASE(g, 4) TRT_SWIN_ROW_CASE(g, 6)
+  TRT_SWIN_ROW_CASES(2) TRT_SWIN_ROW_CASES(4) TRT_SWIN_ROW_CASES(8) TRT_SWIN_ROW_CASES(16) TRT_SWIN_ROW_CASES(32)
+  TRT_SWIN_ROW_CASE(32, 8) TRT_SWIN_ROW_CASE(32, 12) TRT_SWIN_ROW_CASE(32, 16)
+#undef TRT_SWIN_ROW_CASES
 #undef TRT_SWIN_ROW_CASE
   return cudaErrorInvalidValue;
 }

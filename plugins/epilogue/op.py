@@ -70,5 +70,6 @@ def epilogue(
     Returns:
         [..., N] float16 (int8 with out_scale).
     """
+    _check(x, col_scale, bias, act, residual, out_scale)  # a clear Python error before any native code runs
     require_for(x, col_scale, bias, residual)
     return torch.ops.trt_swin.epilogue(x, in_scale, col_scale, bias, act, residual, out_scale)

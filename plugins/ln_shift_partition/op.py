@@ -65,5 +65,10 @@ def ln_shift_partition(
     Returns:
         [B * nWh * nWw * ws * ws, C] window-major tokens, float16 (int8 with out_scale); padded tokens are 0.
     """
+    # Checked here too, not only in the C++ op: a clear Python error before any native code runs.
+    _check(x, gamma, beta, window_size, shift, out_scale)
+    if x.is_cuda:
+        torch._check(x.dtype == torch.float16 and gamma.dtype == beta.dtype == torch.float32,
+                     lambda: f"ln_shift_partition: CUDA needs float16 x and float32 gamma / beta, got {x.dtype}, {gamma.dtype}")
     require_for(x, gamma, beta)
     return torch.ops.trt_swin.ln_shift_partition(x, gamma, beta, eps, window_size, shift, out_scale)

@@ -59,5 +59,11 @@ def patch_merge(
         [B, ceil(H/2), ceil(W/2), 4C] float16 (int8 with out_scale), channels x[2i,2j], x[2i+1,2j], x[2i,2j+1],
         x[2i+1,2j+1].
     """
+    # Checked here too, not only in the C++ op: a clear Python error before any native code runs.
+    _check(x, gamma, beta, out_scale)
+    if x.is_cuda:
+        torch._check(x.dtype == torch.float16 and gamma.dtype == beta.dtype == torch.float32,
+                     lambda: f"patch_merge: CUDA needs float16 x and float32 gamma / beta, got {x.dtype}, {gamma.dtype}")
+        torch._check(x.shape[-1] <= 1024, lambda: f"patch_merge: C must be at most 1024 (4C <= 4096), got {x.shape[-1]}")
     require_for(x, gamma, beta)
     return torch.ops.trt_swin.patch_merge(x, gamma, beta, eps, out_scale)

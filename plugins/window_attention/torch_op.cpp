@@ -1,10 +1,22 @@
 // CUDA implementation of torch.ops.trt_swin.window_attention (schema defined in op.py): checks -> params -> launch.
 #include <optional>
+#include <string>
 
 #include "common/torch_checks.h"
 #include "window_attention/window_attention.h"
 
 namespace {
+
+// Error messages format numbers with std::to_string, not by streaming them: on the GPU image the op library's
+// std::ostream integer insertion crashed (SIGSEGV in codecvt inside libtrt_swin_torch.so, seen 2026-11-21), while
+// streaming strings worked. See README "Known issues".
+std::string num(int64_t v) { return std::to_string(v); }
+
+std::string dims(at::IntArrayRef sizes) {
+  std::string s = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+  return s + "]";
+}
 
 at::Tensor window_attention_cuda(const at::Tensor& qkv, const at::Tensor& bias, const std::optional<at::Tensor>& mask,
                                  int64_t num_heads, double scale, double q_scale, double k_scale, double v_scale,
@@ -16,19 +28,19 @@ at::Tensor window_attention_cuda(const at::Tensor& qkv, const at::Tensor& bias, 
   TORCH_CHECK(qkv.scalar_type() == at::kHalf || qkv.scalar_type() == at::kChar,
               "window_attention: qkv must be float16 or int8, got ", qkv.scalar_type());
   TRT_SWIN_CHECK_DTYPE(bias, at::kFloat);
-  TORCH_CHECK(qkv.dim() == 2, "window_attention: qkv must be [num_windows * N, 3 * C], got ", qkv.sizes());
+  TORCH_CHECK(qkv.dim() == 2, "window_attention: qkv must be [num_windows * N, 3 * C], got ", dims(qkv.sizes()));
   TORCH_CHECK(bias.dim() == 3 && bias.size(1) == bias.size(2),
-              "window_attention: bias must be [num_heads, N, N], got ", bias.sizes());
+              "window_attention: bias must be [num_heads, N, N], got ", dims(bias.sizes()));
   const int64_t N = bias.size(2);
-  TORCH_CHECK(N >= 1 && N <= 144, "window_attention: N (bias.shape[-1]) must be in 1..144, got ", N);
-  TORCH_CHECK(num_heads >= 1 && bias.size(0) == num_heads, "window_attention: bias must have num_heads=", num_heads,
-              " heads, got ", bias.sizes());
-  TORCH_CHECK(qkv.size(1) % (3 * num_heads) == 0, "window_attention: qkv.shape[1]=", qkv.size(1),
+  TORCH_CHECK(N >= 1 && N <= 144, "window_attention: N (bias.shape[-1]) must be in 1..144, got ", num(N));
+  TORCH_CHECK(num_heads >= 1 && bias.size(0) == num_heads, "window_attention: bias must have num_heads=", num(num_heads),
+              " heads, got ", dims(bias.sizes()));
+  TORCH_CHECK(qkv.size(1) % (3 * num_heads) == 0, "window_attention: qkv.shape[1]=", num(qkv.size(1)),
               " is not 3 * num_heads * head_dim");
   const int64_t C = qkv.size(1) / 3;
   const int64_t hd = C / num_heads;
-  TORCH_CHECK(hd == 16 || hd == 32 || hd == 64, "window_attention: head_dim must be 16, 32 or 64, got ", hd);
-  TORCH_CHECK(qkv.size(0) % N == 0, "window_attention: qkv rows (", qkv.size(0), ") must be num_windows * N, N=", N);
+  TORCH_CHECK(hd == 16 || hd == 32 || hd == 64, "window_attention: head_dim must be 16, 32 or 64, got ", num(hd));
+  TORCH_CHECK(qkv.size(0) % N == 0, "window_attention: qkv rows (", num(qkv.size(0)), ") must be num_windows * N, N=", num(N));
   const int64_t num_windows = qkv.size(0) / N;
   TORCH_CHECK(num_windows <= INT32_MAX, "window_attention: too many windows");
   int64_t nW = 1;
@@ -37,16 +49,16 @@ at::Tensor window_attention_cuda(const at::Tensor& qkv, const at::Tensor& bias, 
     TRT_SWIN_CHECK_CONTIGUOUS(*mask);
     TRT_SWIN_CHECK_DTYPE(*mask, at::kFloat);
     TORCH_CHECK(mask->dim() == 3 && mask->size(1) == N && mask->size(2) == N,
-                "window_attention: mask must be [nW, N, N] with N=", N, ", got ", mask->sizes());
+                "window_attention: mask must be [nW, N, N] with N=", num(N), ", got ", dims(mask->sizes()));
     nW = mask->size(0);
-    TORCH_CHECK(nW >= 1 && num_windows % nW == 0, "window_attention: num_windows (", num_windows,
-                ") must be a multiple of mask.shape[0] (", nW, ")");
-    TORCH_CHECK(mask->device() == qkv.device(), "window_attention: mask must be on ", qkv.device());
+    TORCH_CHECK(nW >= 1 && num_windows % nW == 0, "window_attention: num_windows (", num(num_windows),
+                ") must be a multiple of mask.shape[0] (", num(nW), ")");
+    TORCH_CHECK(mask->device() == qkv.device(), "window_attention: mask must be on ", qkv.device().str());
   }
-  TORCH_CHECK(bias.device() == qkv.device(), "window_attention: bias must be on ", qkv.device());
+  TORCH_CHECK(bias.device() == qkv.device(), "window_attention: bias must be on ", qkv.device().str());
   const bool in_int8 = qkv.scalar_type() == at::kChar;
   if (out_scale.has_value()) {
-    TORCH_CHECK(*out_scale > 0.0, "window_attention: out_scale must be > 0, got ", *out_scale);
+    TORCH_CHECK(*out_scale > 0.0, "window_attention: out_scale must be > 0, got ", std::to_string(*out_scale));
   }
   TORCH_CHECK(reinterpret_cast<uintptr_t>(qkv.data_ptr()) % 16 == 0, "window_attention: qkv must be 16-byte aligned");
 

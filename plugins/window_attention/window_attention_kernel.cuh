@@ -325,10 +325,10 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(NK, HD)) window_atte
   }
 }
 
-// Picks the CTA shape: as many heads of one window as fit in kMaxTiles 16-row tiles (2 per warp) and the
-// shared-memory budget, then more windows while the CTA still holds few tiles. Small CTAs measured faster (H200,
-// Swin-T stage 1, batch 128: 0.33 ms at 8 tiles vs 0.42 ms at 16 and 0.68 ms at 32): the kernel is latency-bound,
-// and more independent CTAs per SM overlap one CTA's loads with another's math.
+// Picks the CTA shape: as many heads of one window as fit in kMaxTiles 16-row tiles (1 per warp) and the
+// shared-memory budget, then more windows while the CTA still holds few tiles. Small CTAs measured faster on H200 at
+// batch 128 (max tiles 4 / 8 / 16 per CTA: Swin-L stage 1 0.48 / 0.75 / 0.84 ms, Swin-T stage 3 0.067 / 0.122 /
+// 0.120 ms): the kernel is latency-bound, and more independent CTAs per SM overlap one CTA's loads with another's math.
 // Development knob (benchmark sweeps only): an environment variable overrides a default, read once per process.
 inline int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -337,7 +337,7 @@ inline int env_int(const char* name, int fallback) {
 
 inline TileConfig launch_config(const WindowAttentionParams& p, int nk) {
   static const int kSmemBudget = env_int("TRT_SWIN_WA_SMEM_BUDGET", 48 * 1024);
-  static const int kMaxTiles = env_int("TRT_SWIN_WA_MAX_TILES", 8);  // 2 tiles per warp
+  static const int kMaxTiles = env_int("TRT_SWIN_WA_MAX_TILES", 4);  // 1 tile per warp
   const int unit = unit_smem_bytes(nk, p.head_dim);
   const int mt = nk / 16;
   TileConfig tc{};

@@ -110,6 +110,8 @@ def window_reverse(
         (out [B, H, W, C] float16 (a new tensor), ln_out [B, H, W, C] float16 / int8, or an empty float16 tensor when
         ln_gamma is None). ln_out is the LayerNorm of the fp16-rounded out.
     """
+    # Checked here too, not only in the C++ op: a clear Python error before any native code runs.
+    _check(y, residual, bias, window_size, shift, y_scale, ln_gamma, ln_beta, ln_out_scale)
     require_for(y, residual, bias, ln_gamma, ln_beta)
     return torch.ops.trt_swin.window_reverse(y, residual, bias, window_size, shift, y_scale, ln_gamma, ln_beta, eps,
                                              ln_out_scale)
@@ -128,6 +130,7 @@ def window_reverse_(
     ln_out_scale: float | None = None,
 ) -> torch.Tensor:
     """`window_reverse` writing the new residual stream into `residual` itself; returns ln_out only (same shapes)."""
+    _check(y, residual, bias, window_size, shift, y_scale, ln_gamma, ln_beta, ln_out_scale)
     require_for(y, residual, bias, ln_gamma, ln_beta)
     return torch.ops.trt_swin.window_reverse_inplace(y, residual, bias, window_size, shift, y_scale, ln_gamma, ln_beta,
                                                      eps, ln_out_scale)

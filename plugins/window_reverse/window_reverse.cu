@@ -36,20 +36,34 @@ window_reverse_kernel(const void* __restrict__ y, bool y_int8, float y_scale, co
   const int wsx = (w + W - shift % W) % W;
   const int64_t token = ((b * nWh + hs / ws) * nWw + wsx / ws) * (ws * ws) + (hs % ws) * ws + wsx % ws;
 
-  uint4 raw[VPT];
+  // All loads of the row first: with out possibly aliasing residual, the compiler may not move a residual load
+  // above an earlier store, so interleaving them would leave one vector in flight per lane.
+  uint4 raw[VPT], yraw[VPT];  // an int8 y vector sits in yraw[k].x, .y
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
     const int v = k * G + lane_in_group;
-    raw[k] = make_uint4(0u, 0u, 0u, 0u);
+    raw[k] = yraw[k] = make_uint4(0u, 0u, 0u, 0u);
+    if (in_range && v < nvec) {
+      const int c = v * kVec;
+      if (y_int8) {
+        const uint2 q = __ldg(reinterpret_cast<const uint2*>(static_cast<const int8_t*>(y) + token * C + c));
+        yraw[k].x = q.x;
+        yraw[k].y = q.y;
+      } else {
+        yraw[k] = __ldg(reinterpret_cast<const uint4*>(static_cast<const __half*>(y) + token * C + c));
+      }
+      raw[k] = *reinterpret_cast<const uint4*>(residual + row * C + c);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int v = k * G + lane_in_group;
     if (in_range && v < nvec) {
       const int c = v * kVec;
       float yv[kVec], r[kVec];
-      if (y_int8) {
-        int8x8_to_float(__ldg(reinterpret_cast<const uint2*>(static_cast<const int8_t*>(y) + token * C + c)), y_scale, yv);
-      } else {
-        half8_to_float(__ldg(reinterpret_cast<const uint4*>(static_cast<const __half*>(y) + token * C + c)), yv);
-      }
-      half8_to_float(*reinterpret_cast<const uint4*>(residual + row * C + c), r);
+      if (y_int8) int8x8_to_float(make_uint2(yraw[k].x, yraw[k].y), y_scale, yv);
+      else half8_to_float(yraw[k], yv);
+      half8_to_float(raw[k], r);
       if (bias != nullptr) {
         float bv[kVec];
         load_float8(bias + c, bv);

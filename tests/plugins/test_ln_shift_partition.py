@@ -102,12 +102,3 @@ def test_cuda_matches_reference(s: BlockShape, B: int, out: str):
 def test_opcheck_cuda(out_scale):
     x, g, b = _inputs(ALL_SHAPES[-10], 2, "cuda", torch.float16)
     torch.library.opcheck(torch.ops.trt_swin.ln_shift_partition.default, (x, g, b, 1e-5, 7, 3, out_scale))
-
-
-@pytest.mark.gpu
-def test_cuda_rejects_bad_input():
-    x, g, b = _inputs(ALL_SHAPES[0], 1, "cuda", torch.float16)
-    with pytest.raises(RuntimeError, match="must have dtype"):
-        ln_shift_partition(x.float(), g, b, 1e-5, 7, 3)
-    with pytest.raises(RuntimeError, match="gamma must have shape"):
-        ln_shift_partition(x, g[:-8], b, 1e-5, 7, 3)

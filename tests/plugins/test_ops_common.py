@@ -75,3 +75,64 @@ def test_poison_pattern_is_nan_in_fp16_and_127_in_int8():
     raw = torch.full((4,), POISON_BYTE, dtype=torch.uint8)
     assert torch.isnan(raw.view(torch.float16)).all()
     assert (raw.view(torch.int8) == 127).all()
+
+
+# Bad input reaching the C++ checks (torch.ops called directly, past the Python wrappers' own checks). Run in a
+# subprocess: a crash on the error path must fail this test, not kill the whole session.
+CPP_ERROR_CASES = {
+    "ln_shift_partition-dtype": (
+        "x = torch.randn(1, 14, 14, 96, device='cuda'); g = torch.ones(96, device='cuda')\n"
+        "torch.ops.trt_swin.ln_shift_partition(x, g, g, 1e-5, 7, 3, None)", "must have dtype"),
+    "patch_merge-too-wide": (
+        "x = torch.randn(1, 4, 4, 1536, device='cuda').half(); g = torch.ones(6144, device='cuda')\n"
+        "torch.ops.trt_swin.patch_merge(x, g, g, 1e-5, None)", "at most 1024"),
+    "window_reverse-y-rows": (
+        "r = torch.randn(1, 14, 14, 96, device='cuda').half(); y = torch.randn(195, 96, device='cuda').half()\n"
+        "torch.ops.trt_swin.window_reverse(y, r, None, 7, 3, 1.0, None, None, 1e-5, None)", "y must have shape"),
+    "epilogue-act": (
+        "x = torch.randn(4, 16, device='cuda').half()\n"
+        "torch.ops.trt_swin.epilogue(x, 1.0, None, None, 'relu', None, None)", "act must be"),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", list(CPP_ERROR_CASES))
+def test_cuda_op_rejects_bad_input_with_python_error(case):
+    import subprocess
+    import sys
+
+    code, message = CPP_ERROR_CASES[case]
+    script = "import torch\nimport trt_swin.plugins as p\np.load()\n" + code
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, (
+        f"expected a Python RuntimeError (exit 1), got exit {proc.returncode} "
+        f"({'killed by signal ' + str(-proc.returncode) if proc.returncode < 0 else 'no error'}); stderr tail:\n"
+        + proc.stderr[-2000:])
+    assert "RuntimeError" in proc.stderr and message in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("target", [3, 4, 6])
+@pytest.mark.parametrize("C", [48, 96, 128, 192, 384, 768, 1024, 1536])
+def test_cuda_row_split_knob(monkeypatch, C: int, target: int):
+    """Every (G, VPT) the $TRT_SWIN_ROW_TARGET_VPT knob can select computes the same LayerNorm results."""
+    from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
+    from trt_swin.plugins.ln_shift_partition.reference import ln_shift_partition_ref
+    from trt_swin.plugins.patch_merge.op import patch_merge
+    from trt_swin.plugins.patch_merge.reference import patch_merge_ref
+    from trt_swin.plugins.window_reverse.op import window_reverse
+    from trt_swin.plugins.window_reverse.reference import window_reverse_ref
+
+    monkeypatch.setenv("TRT_SWIN_ROW_TARGET_VPT", str(target))
+    x = (torch.randn(2, 10, 9, C, device="cuda") * 2 + 1).half()
+    g, b = 1 + 0.1 * torch.randn(C, device="cuda"), 0.1 * torch.randn(C, device="cuda")
+    ref = ln_shift_partition_ref(x, g, b, 1e-5, 7, 3)
+    assert_fp16_close(ln_shift_partition(x, g, b, 1e-5, 7, 3), ref)
+    y = torch.randn(ref.shape, device="cuda").half()
+    r_out, r_ln = window_reverse_ref(y, x, b, 7, 3, 1.0, g, b, 1e-5, round_sum_to_fp16=True)
+    out, ln = window_reverse(y, x, b, 7, 3, 1.0, g, b)
+    assert_fp16_close(out, r_out)
+    assert_fp16_close(ln, r_ln)
+    if C <= 1024:
+        g4, b4 = 1 + 0.1 * torch.randn(4 * C, device="cuda"), 0.1 * torch.randn(4 * C, device="cuda")
+        assert_fp16_close(patch_merge(x, g4, b4, 1e-5), patch_merge_ref(x, g4, b4, 1e-5))

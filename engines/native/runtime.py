@@ -1,0 +1,291 @@
+"""The native engine runtime: our fused kernels + cuBLASLt GEMMs, replayed as CUDA graphs per batch bucket.
+
+Per Swin block (FP16, 7 launches; INT8 adds the dequantizing epilogues):
+  ln_shift_partition (norm1 + roll + pad + window partition)
+  -> QKV GEMM (+bias, cuBLASLt epilogue; attention scale folded into q)
+  -> window_attention (rel-pos bias + shift mask + softmax + PV)
+  -> proj GEMM (+bias)
+  -> window_reverse_ (reverse + unshift + crop + residual, in place, + norm2)
+  -> FC1 GEMM (+bias + GELU: cuBLASLt tanh epilogue, or GEMM + erf-GELU epilogue op)
+  -> FC2 GEMM (+bias, + residual as cuBLASLt's C matrix)
+Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
+multiple of 8). Residual stream: float16 [B, H, W, C].
+
+On CPU tensors the same op sequence runs the ops' PyTorch references (FP32 math, float16 / int8 storage), which is how
+the engine is tested without a GPU.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from trt_swin.plugins import ops as _ops  # noqa: F401  (registers torch.ops.trt_swin.*)
+from trt_swin.plugins.epilogue.op import epilogue
+from trt_swin.plugins.gemm.op import gemm
+from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
+from trt_swin.plugins.patch_merge.op import patch_merge
+from trt_swin.plugins.window_attention.op import window_attention
+from trt_swin.plugins.window_reverse.op import window_reverse_
+
+from ._format import EngineFormatError, check_compatible, device_info, read_engine
+
+FP8_MAX = 448.0
+
+
+def _quantize_int8(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """sat(round_half_even(x / scale)) as int8: the kernels' rounding, for the few inputs quantized by PyTorch ops."""
+    return torch.round(x.float() / scale).clamp_(-128, 127).to(torch.int8)
+
+
+def default_buckets(max_batch: int) -> list[int]:
+    """Batch sizes that get a CUDA graph: powers of two below max_batch, and max_batch itself."""
+    out, b = [], 1
+    while b < max_batch:
+        out.append(b)
+        b *= 2
+    return out + [max_batch]
+
+
+class NativeEngine:
+    """A loaded native engine: `engine(images [B, C, H, W]) -> logits [B, num_classes]` float32.
+
+    Images are normalized like the model's training input (engine.mean / engine.std). Any batch from 1 to max_batch
+    runs without a rebuild: on CUDA the batch is padded up to the nearest captured bucket and its graph replayed.
+    """
+
+    def __init__(self, doc: dict[str, Any], tensors: dict[str, torch.Tensor], device: torch.device | str = "cpu",
+                 cuda_graphs: bool = True, buckets: list[int] | None = None, path: str | Path = "engine"):
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.path = str(path)
+        self.plan: dict[str, Any] = doc["config"]
+        self.build: dict[str, Any] = doc["build"]
+        if self.device.type == "cuda":
+            check_compatible(self.build, device_info(self.device), self.path)
+        self.max_batch = int(self.build["max_batch"])
+        self.precision = self.build["precision"]
+        self.gelu = self.build.get("config", {}).get("gelu", "erf")
+        model = self.plan.get("model") or {}
+        self.mean, self.std = tuple(model.get("mean", ())), tuple(model.get("std", ()))
+        self.num_classes = int(self.plan["num_classes"])
+        self.input_shape = (int(self.plan["in_chans"]), *map(int, self.plan["img_size"]))
+        self.t = {k: v.to(self.device) for k, v in tensors.items()}
+        self._prepare()
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        self.buckets = sorted(set(buckets or default_buckets(self.max_batch)))
+        if any(b < 1 or b > self.max_batch for b in self.buckets):
+            raise ValueError(f"CUDA graph buckets must lie in 1..max_batch={self.max_batch}, got {self.buckets}")
+        if self.buckets[-1] != self.max_batch:
+            self.buckets.append(self.max_batch)
+        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self._pool = None
+
+    # ---- load-time preparation -------------------------------------------------------------------------------
+    def _gemms(self):
+        from .builder import _iter_gemms
+
+        return _iter_gemms(self.plan)
+
+    def _prepare(self) -> None:
+        """Derived device tensors: float16 biases for cuBLASLt's bias epilogue, FP8 scales as device scalars."""
+        for g in self._gemms():
+            if g["bias"] and g["mode"] == "fp16":
+                self.t[g["bias"] + ":fp16"] = self.t[g["bias"]].half()
+            if g["mode"] == "fp8":
+                self.t[g["name"] + ":sa"] = torch.tensor(g["in_scale"], dtype=torch.float32, device=self.device)
+                self.t[g["name"] + ":sb"] = torch.tensor(g["w_scale_value"], dtype=torch.float32, device=self.device)
+
+    # ---- one GEMM with its epilogue ----------------------------------------------------------------------------
+    def _finish(self, y, in_scale, col_scale, bias, act, residual, g) -> torch.Tensor:
+        """bias / activation / residual / output quantization of a raw GEMM result `y` through the epilogue op."""
+        out_scale = g["out_scale"]
+        if g["out_qdq"]:  # the model quantizes this output, its consumer wants floating point: Q then DQ (+ residual)
+            q = epilogue(y, in_scale, col_scale, bias, act, None, out_scale)
+            return epilogue(q, out_scale, None, None, "none", residual, None)
+        if (y.dtype == torch.float16 and col_scale is None and bias is None and act == "none" and residual is None
+                and out_scale is None and in_scale == 1.0):
+            return y
+        return epilogue(y, in_scale, col_scale, bias, act, residual, out_scale)
+
+    def _gemm(self, x: torch.Tensor, g: dict[str, Any], residual: torch.Tensor | None = None) -> torch.Tensor:
+        """y = act(x W^T + b) (+ residual) of GEMM spec `g`: float16 [M, N], or int8 when its consumer takes INT8."""
+        t, mode = self.t, g["mode"]
+        W = t[g["weight"]]
+        bias = t[g["bias"]] if g["bias"] else None
+        act = "gelu" if g["act"] == "gelu" else "none"
+        if x.shape[1] != g["K"]:  # K padded at build time (patch embedding)
+            x = F.pad(x, (0, g["K"] - x.shape[1]))
+        if mode == "fp32":
+            xf = x.float() * g["in_scale"] if x.dtype == torch.int8 else x.float()
+            y = F.linear(xf, W, bias)
+            if act == "gelu":
+                y = F.gelu(y)
+            if residual is not None:
+                y = y + residual.float()
+            if g["out_scale"] is not None:
+                q = _quantize_int8(y, g["out_scale"])
+                return q.float().mul_(g["out_scale"]).half() if g["out_qdq"] else q
+            return y.half()
+        if mode == "int8":
+            xq = x if x.dtype == torch.int8 else _quantize_int8(x, g["in_scale"])
+            acc = gemm(xq.contiguous(), W)  # int32 accumulators
+            return self._finish(acc, g["in_scale"], t[g["w_scale"]], bias, act, residual, g)
+        if x.dtype != torch.float16:
+            x = x.half()
+        x = x.contiguous()
+        if mode == "fp8":
+            xq = (x / g["in_scale"]).clamp_(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+            if x.is_cuda:
+                y = torch._scaled_mm(xq, W.t(), scale_a=t[g["name"] + ":sa"], scale_b=t[g["name"] + ":sb"],
+                                     out_dtype=torch.float16)
+            else:  # the same product in FP32 (no FP8 GEMM on CPU)
+                y = ((xq.float() * g["in_scale"]) @ (W.float() * g["w_scale_value"]).t()).half()
+            return self._finish(y, 1.0, None, bias, act, residual, g)
+        # fp16: bias (+ tanh GELU) and the residual ride on cuBLASLt's epilogue when nothing else is needed
+        if g["out_scale"] is None and (act == "none" or self.gelu == "tanh"):
+            b16 = t[g["bias"] + ":fp16"] if bias is not None else None
+            return gemm(x, W, b16, residual, "gelu_tanh" if act == "gelu" else "none")
+        return self._finish(gemm(x, W), 1.0, None, bias, act, residual, g)
+
+    # ---- the network --------------------------------------------------------------------------------------------
+    @staticmethod
+    def _in_q(g: dict[str, Any]) -> float | None:
+        return g["in_scale"] if g["mode"] == "int8" else None
+
+    def _ln(self, x: torch.Tensor, n: dict[str, Any], out_scale: float | None = None) -> torch.Tensor:
+        """Plain LayerNorm over C of [B, H, W, C]: ln_shift_partition with 1 x 1 windows and no shift. -> [B*H*W, C]"""
+        return ln_shift_partition(x, self.t[n["gamma"]], self.t[n["beta"]], n["eps"], 1, 0, out_scale)
+
+    def _block(self, x: torch.Tensor, blk: dict[str, Any]) -> torch.Tensor:
+        """One Swin block on the residual stream x [B, H, W, C] float16 -> [B, H, W, C] float16."""
+        t = self.t
+        B, H, W, C = x.shape
+        ws, ss = blk["ws"], blk["ss"]
+        n1, n2 = blk["norm1"], blk["norm2"]
+        qkv_g, proj_g, fc1_g, fc2_g = blk["qkv"], blk["proj"], blk["fc1"], blk["fc2"]
+        tok = ln_shift_partition(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], ws, ss, self._in_q(qkv_g))  # B*nW*N, C
+        qkv = self._gemm(tok, qkv_g)  # B*nW*N, 3C
+        s = qkv_g["out_scale"] if qkv.dtype == torch.int8 else 1.0
+        mask = t[blk["mask"]] if blk["mask"] else None
+        a = window_attention(qkv, t[blk["rel_bias"]], mask, blk["nH"], blk["attn_scale"], s, s, s,
+                             self._in_q(proj_g))  # B*nW*N, C
+        y = self._gemm(a, proj_g)  # B*nW*N, C
+        y_scale = proj_g["out_scale"] if y.dtype == torch.int8 else 1.0
+        h = window_reverse_(y, x, None, ws, ss, y_scale, t[n2["gamma"]], t[n2["beta"]], n2["eps"],
+                            self._in_q(fc1_g))  # x += attention branch (in place); h = norm2(x): B, H, W, C
+        h = self._gemm(h.view(-1, C), fc1_g)  # B*H*W, 4C
+        return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The whole network, eagerly, on images [B, Cin, H, W] already on the engine's device -> logits float32."""
+        plan, t = self.plan, self.t
+        B = images.shape[0]
+        cin, H0, W0 = self.input_shape
+        p = plan["patch_size"]
+        Hp, Wp = H0 // p, W0 // p
+        pe = plan["patch_embed"]["gemm"]
+        x = images.reshape(B, cin, Hp, p, Wp, p).permute(0, 2, 4, 1, 3, 5).reshape(B * Hp * Wp, cin * p * p)
+        x = x.float() if pe["mode"] == "fp32" else x.half()
+        x = self._gemm(x, pe).view(B, Hp, Wp, -1)  # B, Hp, Wp, C
+        if plan["patch_embed"]["norm"]:
+            x = self._ln(x, plan["patch_embed"]["norm"]).view(x.shape)
+        for st in plan["stages"]:
+            ds = st["downsample"]
+            if ds:
+                red = ds["gemm"]
+                m = patch_merge(x, t[ds["norm"]["gamma"]], t[ds["norm"]["beta"]], ds["norm"]["eps"], self._in_q(red))
+                x = self._gemm(m.view(-1, m.shape[-1]), red).view(B, m.shape[1], m.shape[2], -1)  # B, H/2, W/2, 2C
+            for blk in st["blocks"]:
+                x = self._block(x, blk)
+        C = x.shape[-1]
+        feats = self._ln(x, plan["norm"]).view(B, -1, C).float().mean(1)  # B, C
+        head = plan["head"]
+        if head is None:
+            return feats
+        return self._gemm(feats, head)[:, :head["N_orig"]].float()
+
+    # ---- the public call ----------------------------------------------------------------------------------------
+    def check_input(self, images: torch.Tensor) -> None:
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != self.input_shape:
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"engine {self.path} takes images [B, {', '.join(map(str, self.input_shape))}] "
+                             f"(normalized with mean {self.mean}, std {self.std}), got {shape}")
+        if not images.is_floating_point():
+            raise ValueError(f"engine {self.path} takes floating-point images, got {images.dtype}")
+        B = images.shape[0]
+        if B < 1:
+            raise ValueError(f"engine {self.path}: empty batch")
+        if B > self.max_batch:
+            raise ValueError(f"batch {B} exceeds the engine's max batch {self.max_batch} (built with --max-batch "
+                             f"{self.max_batch}); split the batch or rebuild with a larger --max-batch")
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits [B, num_classes] float32 (on the engine's device) of images [B, Cin, H, W], 1 <= B <= max_batch."""
+        self.check_input(images)
+        images = images.to(self.device, non_blocking=True)
+        if not self.cuda_graphs:
+            return self.forward(images)
+        B = images.shape[0]
+        bucket = next(b for b in self.buckets if b >= B)
+        graph, static_in, static_out = self._graph(bucket)
+        static_in[:B].copy_(images)
+        graph.replay()
+        return static_out[:B].clone()
+
+    def _graph(self, bucket: int):
+        if bucket not in self._graphs:
+            self._graphs[bucket] = self._capture(bucket)
+        return self._graphs[bucket]
+
+    def capture_all(self) -> None:
+        """Capture every bucket's CUDA graph now (largest first, so the shared memory pool is sized once)."""
+        for b in sorted(self.buckets, reverse=True):
+            self._graph(b)
+
+    def _capture(self, bucket: int):
+        static_in = torch.zeros((bucket, *self.input_shape), device=self.device)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):  # warm-up outside capture: cuBLASLt heuristics, workspace, lazy module loads
+            self.forward(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            static_out = self.forward(static_in)
+        return graph, static_in, static_out
+
+    def describe(self) -> dict[str, Any]:
+        """Build record plus the runtime state (device, buckets captured)."""
+        return {**self.build, "path": self.path, "device": str(self.device), "buckets": self.buckets,
+                "captured": sorted(self._graphs)}
+
+
+def load_native(path: str | Path, device: torch.device | str | None = None, cuda_graphs: bool = True,
+                buckets: list[int] | None = None, capture: bool = True, verify: bool = True) -> NativeEngine:
+    """Load a native engine file (validated: format, content hash, GPU and versions) and capture its CUDA graphs.
+
+    Args:
+        path: the `.engine` file.
+        device: "cuda" (default when available) or "cpu" (the ops' PyTorch references: slow, for tests).
+        cuda_graphs: replay per-bucket CUDA graphs (CUDA only).
+        buckets: batch sizes to capture (default: powers of two and max_batch).
+        capture: capture all buckets now rather than on first use.
+        verify: check the content hash (detects corrupt files).
+    """
+    doc, tensors = read_engine(path, verify=verify)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    engine = NativeEngine(doc, tensors, device, cuda_graphs=cuda_graphs, buckets=buckets, path=path)
+    if engine.cuda_graphs and capture:
+        engine.capture_all()
+    return engine
+
+
+__all__ = ["EngineFormatError", "NativeEngine", "default_buckets", "load_native"]

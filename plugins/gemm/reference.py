@@ -1,0 +1,71 @@
+"""Plain-PyTorch reference of `trt_swin::gemm`: the test oracle and the op's CPU kernel.
+
+    d[m, n] = act(alpha * sum_k a[m, k] * b[n, k] + bias[n]) + residual[m, n]
+
+float16 inputs: FP32 math, one rounding to float16 at the end (cuBLASLt accumulates in FP32 and rounds once).
+int8 inputs: exact int32 accumulators (computed in float64, exact for K * 127 * 128 < 2^53).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+ACTS = ("none", "gelu_tanh")
+
+
+def check_inputs(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
+                 act: str, alpha: float) -> None:
+    """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks)."""
+    if a.dim() != 2 or b.dim() != 2:
+        raise ValueError(f"gemm: a must be [M, K] and b [N, K], got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"gemm: K of a ({a.shape[1]}) and b ({b.shape[1]}) differ")
+    if a.dtype != b.dtype or a.dtype not in (torch.float16, torch.int8):
+        raise ValueError(f"gemm: a and b must both be float16 or both int8, got {a.dtype} and {b.dtype}")
+    if act not in ACTS:
+        raise ValueError(f"gemm: act must be 'none' or 'gelu_tanh', got {act!r}")
+    M, N = a.shape[0], b.shape[0]
+    if a.dtype == torch.int8:
+        if bias is not None or residual is not None or act != "none" or alpha != 1.0:
+            raise ValueError("gemm: int8 GEMMs return int32 accumulators and take no bias, residual, act or alpha "
+                             "(apply them with trt_swin.epilogue)")
+        if a.shape[1] % 4:
+            raise ValueError(f"gemm: int8 GEMMs need K % 4 == 0, got K={a.shape[1]}")
+    if bias is not None and (bias.dtype != torch.float16 or tuple(bias.shape) != (N,)):
+        raise ValueError(f"gemm: bias must be a contiguous float16 [N={N}] tensor, got {bias.dtype} {tuple(bias.shape)}")
+    if residual is not None and (residual.dtype != torch.float16 or tuple(residual.shape) != (M, N)):
+        raise ValueError(f"gemm: residual must be float16 [M={M}, N={N}], got {residual.dtype} {tuple(residual.shape)}")
+
+
+def gemm_fp32(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
+              residual: torch.Tensor | None = None, act: str = "none", alpha: float = 1.0) -> torch.Tensor:
+    """The float16 GEMM before its output cast: [M, N] float32."""
+    d = (a.float() @ b.float().t()) * alpha
+    if bias is not None:
+        d = d + bias.float()
+    if act == "gelu_tanh":
+        d = F.gelu(d, approximate="tanh")
+    if residual is not None:
+        d = d + residual.float()
+    return d
+
+
+def gemm_ref(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
+             residual: torch.Tensor | None = None, act: str = "none", alpha: float = 1.0) -> torch.Tensor:
+    """The op on any device in plain PyTorch.
+
+    Args:
+        a: [M, K] float16 or int8 activations.
+        b: [N, K] weights of a's dtype (nn.Linear layout).
+        bias: [N] float16 or None (float16 GEMMs only).
+        residual: [M, N] float16 added after the activation, or None (float16 GEMMs only).
+        act: "none" or "gelu_tanh" (cuBLASLt's GELU epilogue: the tanh approximation).
+        alpha: multiplies the product (float16 GEMMs only).
+
+    Returns:
+        [M, N] float16 for float16 inputs, int32 accumulators for int8 inputs.
+    """
+    check_inputs(a, b, bias, residual, act, alpha)
+    if a.dtype == torch.int8:
+        return (a.double() @ b.double().t()).to(torch.int32)
+    return gemm_fp32(a, b, bias, residual, act, alpha).to(torch.float16)
