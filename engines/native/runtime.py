@@ -111,8 +111,10 @@ class NativeEngine:
             return y
         return epilogue(y, in_scale, col_scale, bias, act, residual, out_scale)
 
-    def _gemm(self, x: torch.Tensor, g: dict[str, Any], residual: torch.Tensor | None = None) -> torch.Tensor:
-        """y = act(x W^T + b) (+ residual) of GEMM spec `g`: float16 [M, N], or int8 when its consumer takes INT8."""
+    def _gemm(self, x: torch.Tensor, g: dict[str, Any], residual: torch.Tensor | None = None,
+              final: bool = False) -> torch.Tensor:
+        """y = act(x W^T + b) (+ residual) of GEMM spec `g`: float16 [M, N], or int8 when its consumer takes INT8.
+        `final` (the classifier): an FP32 GEMM keeps its float32 result (float16 logits would create ties)."""
         t, mode = self.t, g["mode"]
         W = t[g["weight"]]
         bias = t[g["bias"]] if g["bias"] else None
@@ -129,7 +131,7 @@ class NativeEngine:
             if g["out_scale"] is not None:
                 q = _quantize_int8(y, g["out_scale"])
                 return q.float().mul_(g["out_scale"]).half() if g["out_qdq"] else q
-            return y.half()
+            return y if final else y.half()
         if mode == "int8":
             xq = x if x.dtype == torch.int8 else _quantize_int8(x, g["in_scale"])
             acc = gemm(xq.contiguous(), W)  # int32 accumulators
@@ -206,7 +208,7 @@ class NativeEngine:
         head = plan["head"]
         if head is None:
             return feats
-        return self._gemm(feats, head)[:, :head["N_orig"]].float()
+        return self._gemm(feats, head, final=True)[:, :head["N_orig"]].float()
 
     # ---- the public call ----------------------------------------------------------------------------------------
     def check_input(self, images: torch.Tensor) -> None:

@@ -141,24 +141,38 @@ def to_float16(onnx_model):
     from onnx import TensorProto, helper, numpy_helper
 
     g = onnx_model.graph
-    keep = set()
     specs = all_specs()
+    # The plugins' float32 constants (bias, mask, LayerNorm parameters) get initializers of their own: the exporter
+    # merges identical initializers (through Identity nodes), so a source may also feed ordinary float16 ops.
+    inits = {i.name: i for i in g.initializer}
+    consts = {n.output[0]: n.attribute[0].t for n in g.node if n.op_type == "Constant" and n.attribute[0].name == "value"}
+    identity = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity"}
+    keep: dict[str, str] = {}
     for n in plugin_nodes(onnx_model):
-        spec = specs[n.op_type]
-        # Inputs 0 (and 1 of window reverse: the residual) are activations; the rest are float32 constants.
-        first_const = 2 if spec.op == "window_reverse" else 1
-        keep.update(n.input[first_const:])
+        first_const = 2 if specs[n.op_type].op == "window_reverse" else 1
+        for k in range(first_const, len(n.input)):
+            src = n.input[k]
+            while src in identity:
+                src = identity[src]
+            tensor = inits.get(src, consts.get(src))
+            if tensor is None:
+                raise ValueError(f"{n.name}: input {k} ({n.input[k]}) is not a constant; plugin parameters must be")
+            if src not in keep:
+                keep[src] = src + "__fp32"
+                own = g.initializer.add()
+                own.CopyFrom(tensor)
+                own.name = keep[src]
+            n.input[k] = keep[src]
+    keep_names = set(keep.values())
 
     def convert_tensor(t):
-        if t.data_type == TensorProto.FLOAT and t.name not in keep:
+        if t.data_type == TensorProto.FLOAT and t.name not in keep_names:
             arr = numpy_helper.to_array(t).astype("float16")
             t.CopyFrom(numpy_helper.from_array(arr, t.name))
 
     for init in g.initializer:
         convert_tensor(init)
     for n in g.node:
-        if n.op_type == "Constant" and n.output[0] in keep:
-            continue
         for a in n.attribute:
             if a.type == a.TENSOR:
                 convert_tensor(a.t)
@@ -181,8 +195,24 @@ def to_float16(onnx_model):
                     if name == out.name:
                         n.output[i] = half
             g.node.append(helper.make_node("Cast", [half], [out.name], to=TensorProto.FLOAT, name=out.name + "_cast"))
+    _drop_unused(g)
     del g.value_info[:]  # stale float32 types; consumers re-infer
     return onnx_model
+
+
+def _drop_unused(g) -> None:
+    """Remove Identity / Constant nodes and initializers nothing reads any more (left by the plugin constants)."""
+    outputs = {o.name for o in g.output}
+    while True:
+        used = {i for n in g.node for i in n.input} | outputs
+        dead = [n for n in g.node if n.op_type in ("Identity", "Constant") and not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
 
 
 # --- structural checks ----------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 // Work split: a token row of C channels is handled by a group of G lanes (G a power of two, 2..32, aligned inside
 // a warp), each lane holding VPT vectors of 8 channels. Vector v of a row goes to lane v % G, slot v / G, so at each
 // slot the G lanes of a group touch G consecutive 16-byte chunks (coalesced), and small C still keeps all 32 lanes
-// of a warp busy (C = 96: 2 lanes x 6 vectors, 16 rows per warp).
+// of a warp busy (C = 96: 4 lanes x 3 vectors, 8 rows per warp).
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -138,13 +138,29 @@ __device__ __forceinline__ void store_zeros(int c, void* out_row, bool out_int8)
   }
 }
 
-// Vectors per lane to aim for (3..6). Fewer, fatter lanes keep more bytes in flight per thread and need fewer
-// warps per row set, which matters when the grid is about one wave (Swin stage 4 at batch 128). Development knob:
-// $TRT_SWIN_ROW_TARGET_VPT overrides the default (read at each launch; bench_memops.py sweeps it).
-inline int row_target_vpt() {
+// Vectors per lane to aim for: 3, or 6 when that turns a grid of between one and two waves into one wave.
+// Measured on H200 (bench_memops, batch 128): target 3 is up to 20% faster on multi-wave grids (window_reverse
+// Swin-T stage 1: 79 vs 100 us), target 6 up to 15% faster on Swin-T stage 4 (6272 rows of C = 768: 7.5 vs
+// 8.7 us), where target 3 leaves a 1.2-wave tail. Wave capacity is estimated from the launch-bound guarantee
+// (min_blocks_per_sm x 8 warps per SM). $TRT_SWIN_ROW_TARGET_VPT (3..6) forces a target (development knob).
+inline bool pick_row_split(int nvec, int target, int& G, int& VPT);
+
+inline int row_target_vpt(int nvec, int64_t rows) {
   const char* env = std::getenv("TRT_SWIN_ROW_TARGET_VPT");
-  const int v = env ? std::atoi(env) : 0;
-  return v >= 3 && v <= 6 ? v : 6;
+  const int forced = env ? std::atoi(env) : 0;
+  if (forced >= 3 && forced <= 6) return forced;
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || sms <= 0)
+    return 3;
+  auto capacity = [&](int target) -> int64_t {  // rows resident at once
+    int G = 0, VPT = 0;
+    if (!pick_row_split(nvec, target, G, VPT)) return 0;
+    const int warps = 8 * (VPT <= 4 ? 4 : VPT <= 6 ? 3 : VPT <= 12 ? 2 : 1);  // min_blocks_per_sm<VPT>() blocks
+    return int64_t{sms} * warps * (32 / G);
+  };
+  const int64_t cap3 = capacity(3), cap6 = capacity(6);
+  return rows > cap3 && rows <= 2 * cap3 && rows <= cap6 ? 6 : 3;
 }
 
 // (G, VPT) for a row of nvec vectors: the smallest group with at most `target` vectors per lane (VPT 5 rounds up to
@@ -170,9 +186,9 @@ inline bool pick_row_split(int nvec, int target, int& G, int& VPT) {
 
 // Calls fn.template operator()<G, VPT>() with the compile-time split chosen by pick_row_split.
 template <typename Fn>
-cudaError_t dispatch_row_split(int nvec, Fn&& fn) {
+cudaError_t dispatch_row_split(int nvec, int64_t rows, Fn&& fn) {
   int G = 0, VPT = 0;
-  if (!pick_row_split(nvec, row_target_vpt(), G, VPT)) return cudaErrorInvalidValue;
+  if (!pick_row_split(nvec, row_target_vpt(nvec, rows), G, VPT)) return cudaErrorInvalidValue;
 #define TRT_SWIN_ROW_CASE(g, v) \
   if (G == g && VPT == v) return fn.template operator()<g, v>();
 #define TRT_SWIN_ROW_CASES(g) \

@@ -96,7 +96,7 @@ cudaError_t ln_shift_partition(const LnShiftPartitionParams& p, cudaStream_t str
   const int nWw = (p.W + p.ws - 1) / p.ws;
   const int64_t rows = static_cast<int64_t>(p.B) * nWh * nWw * p.ws * p.ws;
   if (rows == 0) return cudaSuccess;
-  return memops::dispatch_row_split(p.C / memops::kVec, Launch{p, nWh, nWw, rows, stream});
+  return memops::dispatch_row_split(p.C / memops::kVec, rows, Launch{p, nWh, nWw, rows, stream});
 }
 
 }  // namespace trt_swin

@@ -84,7 +84,7 @@ cudaError_t patch_merge(const PatchMergeParams& p, cudaStream_t stream) {
   const int Ho = (p.H + 1) / 2;
   const int Wo = (p.W + 1) / 2;
   const int64_t rows = static_cast<int64_t>(p.B) * Ho * Wo;
-  return memops::dispatch_row_split(4 * p.C / memops::kVec, Launch{p, Ho, Wo, rows, stream});
+  return memops::dispatch_row_split(4 * p.C / memops::kVec, rows, Launch{p, Ho, Wo, rows, stream});
 }
 
 }  // namespace trt_swin

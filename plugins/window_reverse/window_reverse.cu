@@ -122,7 +122,7 @@ cudaError_t window_reverse(const WindowReverseParams& p, cudaStream_t stream) {
   const int nWh = (p.H + p.ws - 1) / p.ws;
   const int nWw = (p.W + p.ws - 1) / p.ws;
   const int64_t rows = static_cast<int64_t>(p.B) * p.H * p.W;
-  return memops::dispatch_row_split(p.C / memops::kVec, Launch{p, nWh, nWw, rows, stream});
+  return memops::dispatch_row_split(p.C / memops::kVec, rows, Launch{p, nWh, nWw, rows, stream});
 }
 
 }  // namespace trt_swin

@@ -60,7 +60,7 @@ def test_calibration_cache_is_reused_then_refused(trained, ptq_run, tmp_path, ca
 
 
 def test_keep_fp(trained, tmp_path, capsys):
-    assert cli(["quantize", *FAST, "--no-eval", "--output-dir", str(tmp_path), "--keep-fp", "2",
+    assert cli(["quantize", *FAST, "--calib-images", "32", "--no-eval", "--output-dir", str(tmp_path), "--keep-fp", "2",
                 "--json", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     keep = report["keep_fp"]
