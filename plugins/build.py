@@ -15,6 +15,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _default_cxx() -> str | None:
+    # The system g++ links libstdc++ dynamically, as torch does. Devtoolset-style toolchains (e.g. /opt/gcc on our GPU
+    # image, which CXX may point to) link libstdc++_nonshared.a into the library: a second C++ runtime in the process,
+    # and a C++ exception thrown by an op's input check then crashes Python instead of raising.
+    return "/usr/bin/g++" if os.path.exists("/usr/bin/g++") else shutil.which("g++")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trt_swin.plugins.build", description=__doc__.splitlines()[0])
     p.add_argument("--archs", default=os.environ.get("TRT_SWIN_CUDA_ARCHS", "75;80;86;89;90"),
@@ -24,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tensorrt", metavar="TensorRT_ROOT", help="also build the TensorRT plugin library against this install")
     p.add_argument("--ops", default=os.environ.get("TRT_SWIN_OPS", ""),
                    help="semicolon list of plugins/<op> folders to build (default: all)")
+    p.add_argument("--cxx", default=os.environ.get("TRT_SWIN_CXX") or _default_cxx(),
+                   help="host C++ compiler, also nvcc's host compiler (default: %(default)s)")
     p.add_argument("--build-dir", default=str(REPO / "build"))
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = p.parse_args(argv)
@@ -48,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("CUDA_HOME", str(Path(os.path.realpath(nvcc)).parent.parent))  # torch's include_paths() reads it
     cfg.append(f"-DCMAKE_CUDA_COMPILER={os.path.realpath(nvcc)}")
+    if args.cxx:
+        cfg += [f"-DCMAKE_CXX_COMPILER={args.cxx}", f"-DCMAKE_CUDA_HOST_COMPILER={args.cxx}"]
     for cmd in (cfg, ["cmake", "--build", args.build_dir, "-j", str(args.jobs)]):
         print("+", " ".join(cmd), flush=True)
         if subprocess.call(cmd, env=env) != 0:

@@ -307,11 +307,14 @@ def check_plugin_graph(onnx_model) -> dict[str, Any]:
 
 def deploy_gemm_outputs(onnx_model) -> dict[str, bool]:
     """`trt_swin.quant.onnx_export.quantized_gemm_outputs` keyed by the float model's module paths (the deploy
-    wrappers' `block` / `pm` levels removed): True where a GEMM writes INT8 / FP8 (a Q right after it)."""
+    wrappers' `block` / `pm` levels removed, `attn` restored): True where a GEMM writes INT8 / FP8 (a Q right after
+    it; for qkv / proj that Q feeds the attention / window-reverse plugin)."""
     from trt_swin.quant.onnx_export import quantized_gemm_outputs, scope_to_module
 
     out = {}
     for scope, q in quantized_gemm_outputs(onnx_model).items():
         parts = [p for p in scope_to_module(scope).split(".") if p not in ("block", "pm", "model")]
+        if parts and parts[-1] in ("qkv", "proj") and (len(parts) < 2 or parts[-2] != "attn"):
+            parts.insert(len(parts) - 1, "attn")  # the deploy block calls attn.qkv / attn.proj, not attn itself
         out[".".join(parts)] = q
     return out

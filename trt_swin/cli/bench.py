@@ -120,12 +120,12 @@ def bench_model(spec: str, args, engines_files: list[str]) -> list[dict]:
     fns: dict[str, object] = {}
     compiled = None
     m32 = m16 = None
+    import copy
+
     if "eager-fp32" in baselines:
-        m32 = model.cuda().float()
+        m32 = copy.deepcopy(model).cuda().float()
         fns["eager-fp32"] = lambda x: m32(x.float())
     if any(b in baselines for b in ("eager-fp16", "eager-fp16-graph", "compile-max-autotune")):
-        import copy
-
         m16 = copy.deepcopy(model).cuda().half()
         fns["eager-fp16"] = lambda x: m16(x)
     if "compile-max-autotune" in baselines:

@@ -1,0 +1,107 @@
+"""Native engine on the GPU: logits against PyTorch per precision and batch size (1, a non-power-of-two, 8), CUDA
+graph replay after batch-size changes, and dynamic batch up to the maximum.
+
+Bounds (FP16: measured on CPU 7e-4 with the reference ops; the CUDA kernels add float16 rounding differences):
+FP16 engine vs FP32 timm rel-L2 < 1e-2 and identical top-1 on these images; INT8 / FP8 engines vs the FP32 model
+rel-L2 < 0.1 (quantization noise measured at 1.5e-2 - 2e-2 on CPU) and top-1 agreement >= 80 %.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trt_swin.engines.native import BuildConfig, NativeEngine, build_native_engine, calibrate_max
+
+pytestmark = pytest.mark.gpu
+
+
+def rel_l2(a, b) -> float:
+    return float((a.float().cpu() - b.float().cpu()).norm() / b.float().cpu().norm())
+
+
+@pytest.fixture(scope="module")
+def mini():
+    from trt_swin import data as data_mod
+    from trt_swin.models import load_model
+
+    model, info = load_model("fmnist-mini")
+    ds = data_mod.build_dataset(None, "test", info)
+    images = torch.stack([ds[i][0] for i in range(16)])
+    calib = torch.stack([ds[i][0] for i in range(5000, 5064)])
+    with torch.no_grad():
+        ref = model(images)
+    return model, info, images, calib, ref
+
+
+@pytest.fixture(scope="module")
+def engines(mini):
+    model, info, _, calib, _ = mini
+    out = {}
+    for prec in ("fp16", "int8", "fp8"):
+        if prec == "fp8" and torch.cuda.get_device_capability() < (8, 9):
+            continue
+        scales = calibrate_max(model, calib, prec) if prec != "fp16" else None
+        plan, tensors, build = build_native_engine(model, BuildConfig(prec, max_batch=16, recipe=prec if scales else None),
+                                                   scales, model_info=info.to_dict(), device=torch.device("cuda"))
+        out[prec] = (plan, tensors, build)
+    return out
+
+
+def _load(engines, prec, **kw) -> NativeEngine:
+    if prec not in engines:
+        pytest.skip(f"{prec} needs compute capability 8.9+")
+    plan, tensors, build = engines[prec]
+    return NativeEngine({"config": plan, "build": build}, tensors, "cuda", **kw)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8])
+@pytest.mark.parametrize("prec", ["fp16", "int8", "fp8"])
+def test_engine_vs_pytorch(mini, engines, prec, batch):
+    model, info, images, _, ref = mini
+    eng = _load(engines, prec)
+    out = eng(images[:batch].cuda())
+    assert out.shape == (batch, 10) and out.dtype == torch.float32 and bool(torch.isfinite(out).all())
+    if prec == "fp16":
+        assert rel_l2(out, ref[:batch]) < 1e-2
+        assert bool((out.cpu().argmax(1) == ref[:batch].argmax(1)).all())
+    else:
+        assert rel_l2(out, ref[:batch]) < 0.1
+
+
+@pytest.mark.parametrize("prec", ["int8", "fp8"])
+def test_quantized_top1_agreement(mini, engines, prec):
+    _, _, images, _, ref = mini
+    out = _load(engines, prec)(images.cuda())
+    assert float((out.cpu().argmax(1) == ref.argmax(1)).float().mean()) >= 0.8
+
+
+@pytest.mark.parametrize("prec", ["fp16", "int8"])
+def test_graph_matches_eager_across_batch_changes(mini, engines, prec):
+    _, _, images, _, _ = mini
+    eager = _load(engines, prec, cuda_graphs=False)
+    graphed = _load(engines, prec, buckets=[4, 16])
+    x = images.cuda()
+    want = eager(x)
+    for b in (16, 3, 1, 16, 4, 7):  # every change of batch replays another (or the same) bucket
+        got = graphed(x[:b])
+        assert torch.allclose(got, want[:b], atol=2e-3, rtol=2e-3), f"batch {b}"
+    assert sorted(graphed._graphs) == [4, 16]
+
+
+def test_random_swin_t_fp16(cuda_device):
+    from trt_swin.models import load_model
+
+    torch.manual_seed(0)
+    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
+    x = torch.randn(3, 3, 224, 224)
+    with torch.no_grad():
+        ref = model(x)
+    plan, tensors, build = build_native_engine(model, BuildConfig("fp16", max_batch=4), device=cuda_device)
+    out = NativeEngine({"config": plan, "build": build}, tensors, "cuda")(x.cuda())
+    assert rel_l2(out, ref) < 2e-2
+
+
+def test_batch_above_max_on_gpu(engines):
+    eng = _load(engines, "fp16")
+    with pytest.raises(ValueError, match="exceeds the engine's max batch 16"):
+        eng(torch.zeros(17, 1, 28, 28, device="cuda"))

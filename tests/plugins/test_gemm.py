@@ -1,0 +1,111 @@
+"""trt_swin::gemm (cuBLASLt) against its FP32 reference, over the real models' GEMM shapes (tests/shapes.py).
+
+FP16 bound: max error at most 2x that of the same reference computed in float16 (PyTorch's own error) + 1e-3.
+INT8 -> INT32: exact.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import trt_swin.plugins.ops  # noqa: F401
+from shapes import BLOCK_SHAPES
+from trt_swin.plugins.gemm.op import gemm
+from trt_swin.plugins.gemm.reference import gemm_fp32, gemm_ref
+
+# One entry per distinct (K, N) of a block's four GEMMs across the real models, with few rows (M = 2 windows of N).
+_KN = sorted({(k, n) for s in BLOCK_SHAPES for (k, n) in ((s.C, 3 * s.C), (s.C, s.C), (s.C, 4 * s.C), (4 * s.C, s.C))})
+GEMM_SHAPES = [pytest.param(98, k, n, id=f"M98-K{k}-N{n}") for k, n in _KN] + [
+    pytest.param(1, 48, 96, id="patch_embed-M1"), pytest.param(37, 8, 64, id="mini_patch_embed-K8")]
+
+
+def _inputs(M, K, N, dtype, device, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    if dtype == torch.int8:
+        a = torch.randint(-128, 128, (M, K), generator=g, dtype=torch.int8)
+        b = torch.randint(-128, 128, (N, K), generator=g, dtype=torch.int8)
+    else:
+        a = (torch.randn(M, K, generator=g)).half()
+        b = (torch.randn(N, K, generator=g) * K ** -0.5).half()
+    return a.to(device), b.to(device)
+
+
+# ---- CPU: reference, schema, fake kernel, errors ----------------------------------------------------------------
+
+def test_cpu_kernel_is_the_reference():
+    a, b = _inputs(5, 16, 8, torch.float16, "cpu")
+    bias, res = torch.randn(8).half(), torch.randn(5, 8).half()
+    out = gemm(a, b, bias, res, "gelu_tanh", 0.5)
+    assert out.dtype == torch.float16 and torch.equal(out, gemm_ref(a, b, bias, res, "gelu_tanh", 0.5))
+
+
+def test_int8_reference_is_exact():
+    a, b = _inputs(7, 64, 24, torch.int8, "cpu")
+    out = gemm(a, b)
+    assert out.dtype == torch.int32 and torch.equal(out.long(), a.long() @ b.long().t())
+
+
+def test_fake_kernel_shapes():
+    with torch.device("meta"):
+        assert gemm(torch.empty(3, 16, dtype=torch.float16), torch.empty(8, 16, dtype=torch.float16)).shape == (3, 8)
+        assert gemm(torch.empty(3, 16, dtype=torch.int8), torch.empty(8, 16, dtype=torch.int8)).dtype == torch.int32
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(a=torch.zeros(2, 8).half(), b=torch.zeros(4, 6).half()), "K of a"),
+    (dict(a=torch.zeros(2, 8), b=torch.zeros(4, 8)), "float16 or both int8"),
+    (dict(a=torch.zeros(2, 8, dtype=torch.int8), b=torch.zeros(4, 8, dtype=torch.int8), bias=torch.zeros(4).half()), "int32 accumulators"),
+    (dict(a=torch.zeros(2, 6, dtype=torch.int8), b=torch.zeros(4, 6, dtype=torch.int8)), "K % 4"),
+    (dict(a=torch.zeros(2, 8).half(), b=torch.zeros(4, 8).half(), bias=torch.zeros(4)), "bias must be"),
+    (dict(a=torch.zeros(2, 8).half(), b=torch.zeros(4, 8).half(), residual=torch.zeros(2, 5).half()), "residual must be"),
+    (dict(a=torch.zeros(2, 8).half(), b=torch.zeros(4, 8).half(), act="relu"), "act must be"),
+])
+def test_bad_inputs(kwargs, match):
+    with pytest.raises(RuntimeError, match=match):
+        gemm(**kwargs)
+
+
+def test_opcheck():
+    a, b = _inputs(4, 16, 8, torch.float16, "cpu")
+    torch.library.opcheck(torch.ops.trt_swin.gemm.default, (a, b, torch.zeros(8).half(), None, "none", 1.0))
+
+
+# ---- GPU: cuBLASLt against the reference --------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("M,K,N", GEMM_SHAPES)
+@pytest.mark.parametrize("epi", ["plain", "bias", "bias_gelu", "residual", "alpha"])
+def test_fp16_gemm(cuda_device, M, K, N, epi):
+    a, b = _inputs(M, K, N, torch.float16, cuda_device)
+    bias = torch.randn(N, device=cuda_device).half() if epi in ("bias", "bias_gelu") else None
+    res = torch.randn(M, N, device=cuda_device).half() if epi == "residual" else None
+    act = "gelu_tanh" if epi == "bias_gelu" else "none"
+    alpha = 0.37 if epi == "alpha" else 1.0
+    out = gemm(a, b, bias, res, act, alpha)
+    ref = gemm_fp32(a, b, bias, res, act, alpha)
+    ref16 = gemm_fp32(a, b, bias, res, act, alpha).half().float()  # one float16 rounding: PyTorch's own error
+    assert out.dtype == torch.float16 and out.shape == (M, N)
+    assert float((out.float() - ref).abs().max()) <= 2 * float((ref16 - ref).abs().max()) + 1e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("M,K,N", GEMM_SHAPES)
+def test_int8_gemm_is_exact(cuda_device, M, K, N):
+    a, b = _inputs(M, K, N, torch.int8, cuda_device)
+    out = gemm(a, b)
+    assert out.dtype == torch.int32 and torch.equal(out.cpu(), gemm_ref(a.cpu(), b.cpu()))
+
+
+@pytest.mark.gpu
+def test_gemm_in_cuda_graph(cuda_device):
+    a, b = _inputs(256, 96, 288, torch.float16, cuda_device)
+    bias = torch.randn(288, device=cuda_device).half()
+    eager = gemm(a, b, bias)  # first call outside capture: workspace and heuristic
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = gemm(a, b, bias)
+    a.mul_(2)
+    g.replay()
+    torch.cuda.synchronize()
+    assert torch.allclose(out.float(), gemm_fp32(a, b, bias), atol=5e-2, rtol=1e-2)
+    assert not torch.equal(out, eager)
