@@ -5,8 +5,8 @@
 //   <PluginName> <field>=<i|f>:<value> ...     (i: kINT32, f: kFLOAT32, as the ONNX parser passes INT / FLOAT)
 // it creates the plugin for the build phase, serializes it (getFieldsToSerialize), re-creates it for the runtime
 // phase from exactly those fields (plan deserialization), serializes that and a clone again, and prints one JSON
-// line with the three serialized field sets, nbOutputs and the output types for fp16 / int8 inputs. With no
-// arguments it first prints every creator's name, version, namespace and getFieldNames().
+// line with the three serialized field sets, nbOutputs and the output types for fp16 / int8 inputs. Unless run
+// with --no-list it first prints every creator's name, version, namespace and getFieldNames().
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -88,7 +88,7 @@ std::string outputTypes(IPluginV3* p, DataType in0, int32_t nbInputs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
+  if (argc < 2 || std::string(argv[1]) != "--no-list") {
     int32_t n = 0;
     auto* const* creators = getCreators(n);
     for (int32_t i = 0; i < n; ++i) {
