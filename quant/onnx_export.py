@@ -8,6 +8,7 @@ a FLOAT8E4M3FN zero point (what TensorRT's parser and onnxruntime read).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,9 @@ def export_onnx(model: nn.Module, path: str | Path, sample: torch.Tensor, opset:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracing ModelOpt's amax checks emits TracerWarnings; the amax are constants of the exported graph.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(model, (sample,), str(path), dynamo=False, opset_version=min(opset, 20) if fp8 else opset,
                           input_names=["images"], output_names=["logits"],
                           dynamic_axes={"images": {0: "B"}, "logits": {0: "B"}})
