@@ -15,12 +15,11 @@ def load(path: str | Path, device=None, **kwargs):
     """
     path = Path(path)
     if path.suffix == ".plan":
-        try:
-            from .tensorrt import load_plan
-        except ImportError as e:
-            raise RuntimeError(f"cannot load TensorRT plan {path}: the TensorRT backend is unavailable ({e}); "
-                               "install it with pip install 'trt_swin[tensorrt]'") from e
-        return load_plan(path, **({"device": device} if device is not None else {}), **kwargs)
+        if device is not None and str(device).split(":")[0] != "cuda":
+            raise ValueError(f"TensorRT plan {path} runs on CUDA only, not on {device}")
+        from .tensorrt import load_plan  # raises a RuntimeError naming the pip command when tensorrt is missing
+
+        return load_plan(path, **kwargs)
     from .native import load_native
 
     return load_native(path, device=device, **kwargs)
