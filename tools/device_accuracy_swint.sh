@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# GPU accuracy run for fmnist-swin-t (its checkpoint is too large to commit, so it is retrained here first):
+#   train -> PTQ per recipe x calibrator (trt_swin quantize) -> native engines FP16 / INT8 / FP8 -> accuracy tables.
+# Needs the Fashion-MNIST IDX files in .data/fashion-mnist and, on a machine without nvidia-modelopt, its wheels in
+# .whl/ (device_setup.sh installs them). Results: $OUT/*.json.
+source tools/device_setup.sh
+# ModelOpt imports pulp at import time for its NAS searcher, which quantization never calls; pulp's 16 MB wheel does
+# not fit the device transfer next to the data set, so an empty module stands in for it on the measurement machine.
+python3 -c "import pulp" 2>/dev/null || { mkdir -p /tmp/site/pulp && : > /tmp/site/pulp/__init__.py; }
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+OUT="${OUT:-/tmp/trt_swin_acc}"; mkdir -p "$OUT" runs
+D=.data/fashion-mnist
+M=runs/fmnist-swin-t.safetensors
+clean() { tr '\r' '\n' | grep -v -E '%\||^\s*$'; }
+python3 -m trt_swin train --preset fmnist-swin-t --data $D -o $M --json "$OUT/train_swint.json" 2>&1 | clean | tail -2
+q() {  # recipe calibrator [percentile]
+  local tag="$1-$2${3:+-$3}"
+  python3 -m trt_swin quantize --model $M --recipe "$1" --calibrator "$2" ${3:+--percentile $3} --data $D \
+    --device cuda --batch-size 500 --calib-images 512 --quiet --output-dir "runs/q/$tag" --json "$OUT/q_$tag.json" 2>&1 \
+    | clean | tail -4
+}
+q int8 percentile 99.99
+q int8-fc2-pm-int32 percentile 99.99
+q fp8 max
+q int8 max
+q int8 mse
+q int8 entropy
+E=runs/engines; mkdir -p $E
+python3 -m trt_swin build-engine --model $M --precision fp16 --max-batch 256 -o $E/swint-fp16.engine 2>&1 | clean | tail -3
+python3 -m trt_swin build-engine --quantized runs/q/int8-percentile-99.99/fmnist-swin-t-int8.pth --precision int8 \
+  --max-batch 256 -o $E/swint-int8.engine 2>&1 | clean | tail -3
+python3 -m trt_swin build-engine --quantized runs/q/int8-fc2-pm-int32-percentile-99.99/fmnist-swin-t-int8-fc2-pm-int32.pth \
+  --precision int8 --max-batch 256 -o $E/swint-int8m2.engine 2>&1 | clean | tail -3
+python3 -m trt_swin build-engine --quantized runs/q/fp8-max/fmnist-swin-t-fp8.pth --precision fp8 --max-batch 256 \
+  -o $E/swint-fp8.engine 2>&1 | clean | tail -3
+python3 -m trt_swin eval --model $M --engine $E/swint-fp16.engine --engine $E/swint-int8.engine \
+  --engine $E/swint-int8m2.engine --engine $E/swint-fp8.engine --data $D --batch-size 256 \
+  --json "$OUT/engines_swint.json" 2>&1 | clean | tail -12
