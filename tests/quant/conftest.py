@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from trt_swin.quant.rules import compile_plan
 
 CALIB_IMAGES = 256
 TEST_IMAGES = 2000
-# Development override only (a locally trained stand-in); CI uses the committed checkpoint.
-MODEL_SPEC = os.environ.get("TRT_SWIN_QUANT_TEST_MODEL", "fmnist-mini")
+from quant_test_utils import MODEL_SPEC, logits_of
 
 
 def committed_model_reason() -> str | None:
@@ -62,12 +60,6 @@ def test_batches(mini):
     loader = build_loader(ds, 500, limit=TEST_IMAGES)
     xs, ys = zip(*loader)
     return torch.cat(xs), torch.cat(ys)
-
-
-@torch.no_grad()
-def logits_of(model, images: torch.Tensor) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model(images[i:i + 500]).float() for i in range(0, len(images), 500)])
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trt_swin.cli import main as cli
 
-from conftest import MODEL_SPEC
+from quant_test_utils import MODEL_SPEC
 
 NAME = Path(MODEL_SPEC).stem  # fmnist-mini (or a development stand-in)
 FAST = ["--model", MODEL_SPEC, "--device", "cpu", "--calib-images", "128", "--limit", "300", "--quiet"]

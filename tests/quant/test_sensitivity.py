@@ -8,7 +8,7 @@ import torch
 
 from trt_swin.quant.sensitivity import _kl, keep_fp, layer_sensitivity, most_sensitive, quantized_modules
 
-from conftest import logits_of
+from quant_test_utils import logits_of
 
 
 @pytest.fixture(scope="module")
