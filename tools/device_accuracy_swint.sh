@@ -9,6 +9,11 @@ source tools/device_setup.sh
 python3 -c "import pulp" 2>/dev/null || { mkdir -p /tmp/site/pulp && : > /tmp/site/pulp/__init__.py; }
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 OUT="${OUT:-/tmp/trt_swin_acc}"; mkdir -p "$OUT" runs
+{ echo "== toolchain of the op library build"; env | grep -E "^(NVCC|CUDAHOSTCXX|CXX|CC|LIBRARY_PATH|LD_LIBRARY_PATH)=" ;
+  grep -h "IMPLICIT_LINK_DIRECTORIES\|IMPLICIT_LINK_LIBRARIES" build/CMakeFiles/*/CMakeCUDACompiler.cmake build/CMakeFiles/*/CMakeCXXCompiler.cmake;
+  ls -la /opt/gcc/lib64/libstdc++* 2>/dev/null; head -c 300 /opt/gcc/lib64/libstdc++.so 2>/dev/null; echo;
+  grep -A2 "^build libtrt_swin_torch.so" build/build.ninja | head -5; } > "$OUT/toolchain.txt" 2>&1
+python3 -m pytest -q -m gpu tests/engines -p no:cacheprovider 2>&1 | tail -3
 D=.data/fashion-mnist
 M=runs/fmnist-swin-t.safetensors
 clean() { tr '\r' '\n' | grep -v -E '%\||^\s*$'; }
