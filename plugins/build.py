@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg.append(f"-DCMAKE_CUDA_COMPILER={os.path.realpath(nvcc)}")
     if args.cxx:
         cfg += [f"-DCMAKE_CXX_COMPILER={args.cxx}", f"-DCMAKE_CUDA_HOST_COMPILER={args.cxx}"]
+        # CMake probes nvcc's implicit link directories with $CUDAHOSTCXX; left pointing at another toolchain, that
+        # toolchain's lib/ (and its libstdc++) ends up on the op library's link line.
+        env["CXX"] = env["CUDAHOSTCXX"] = args.cxx
+        cc = Path(args.cxx).with_name(Path(args.cxx).name.replace("g++", "gcc"))
+        if cc.exists():
+            env["CC"] = str(cc)
     for cmd in (cfg, ["cmake", "--build", args.build_dir, "-j", str(args.jobs)]):
         print("+", " ".join(cmd), flush=True)
         if subprocess.call(cmd, env=env) != 0:

@@ -12,6 +12,7 @@ same checkpoint gives the same accuracy on every run.
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -24,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 if TYPE_CHECKING:
     from .models import ModelInfo
 
-FMNIST_DEFAULT = Path("/usr/share/datasets/fashion-mnist")
+# Debian's dataset-fashion-mnist location; TRT_SWIN_DATA points elsewhere (machines without the Debian package).
+FMNIST_DEFAULT = Path(os.environ.get("TRT_SWIN_DATA", "/usr/share/datasets/fashion-mnist"))
 FMNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 Split = Literal["train", "test"]
 
