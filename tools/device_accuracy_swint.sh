@@ -17,7 +17,7 @@ PY
 # ModelOpt imports pulp at import time for its NAS searcher, which quantization never calls; pulp's 16 MB wheel does
 # not fit the device transfer next to the data set, so an empty module stands in for it on the measurement machine.
 python3 -c "import pulp" 2>/dev/null || { mkdir -p /tmp/site/pulp &&
-  printf 'def __getattr__(name):  # stand-in: names used in annotations only\n    return type(name, (), {})\n' > /tmp/site/pulp/__init__.py; }
+  printf 'def __getattr__(name):  # stand-in: names used in annotations only\n    if name.startswith("__"):\n        raise AttributeError(name)\n    return type(name, (), {})\n' > /tmp/site/pulp/__init__.py; }
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 OUT="${OUT:-/tmp/trt_swin_acc}"; mkdir -p "$OUT" runs
 { echo "== toolchain of the op library build"; env | grep -E "^(NVCC|CUDAHOSTCXX|CXX|CC|LIBRARY_PATH|LD_LIBRARY_PATH)=" ;
