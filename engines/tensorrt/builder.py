@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..native._format import device_info
 from ._trt import load_plugin_library, make_logger, require_tensorrt, strongly_typed_only, version_tuple
 from .export import INPUT_NAME, export_onnx, load_for_export
 
@@ -114,6 +115,9 @@ def build_plan(model_spec: str | None, *, quantized: str | None, precision: str,
         "batch": {"min": 1, "opt": opt_batch, "max": max_batch}, "workspace_gb": workspace_gb,
         "tensorrt": trt.__version__, "tensorrt_major_minor": list(version_tuple(trt)),
         "build_seconds": round(time.time() - t0, 1),
+        "max_batch": max_batch,
+        # the same build record as a native engine: GPU, compute capability, CUDA / torch / trt_swin / timm versions
+        **device_info("cuda"),
     }
     sidecar_path(output).write_text(json.dumps(meta, indent=1) + "\n")
     return output

@@ -31,6 +31,10 @@ class PlanRunner:
             raise FileNotFoundError(f"TensorRT plan {path} does not exist")
         side = path.with_suffix(".json")
         self.meta: dict[str, Any] = json.loads(side.read_text()) if side.exists() else {}
+        if self.meta.get("compute_capability"):  # the GPU check and message of a native engine; TensorRT checks its own version
+            from ..native._format import check_compatible, device_info
+
+            check_compatible({k: self.meta.get(k) for k in ("compute_capability", "gpu")}, device_info("cuda"), path)
         if self.meta.get("plugins", True):
             load_plugin_library(trt, plugin_lib)  # the creators must be registered before deserialization
         self._trt = trt
