@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-sm90a", action="store_true", help="skip the Hopper-only (sm_90a) kernels")
     p.add_argument("--no-torch", action="store_true", help="compile the kernels only (CI compile check)")
     p.add_argument("--tensorrt", metavar="TensorRT_ROOT", help="also build the TensorRT plugin library against this install")
+    p.add_argument("--tensorrt-static", action="store_true",
+                   help="register the TensorRT plugins statically at load (--staticPlugins, Polygraphy --plugins, ctypes)")
     p.add_argument("--ops", default=os.environ.get("TRT_SWIN_OPS", ""),
                    help="semicolon list of plugins/<op> folders to build (default: all)")
     p.add_argument("--cxx", default=os.environ.get("TRT_SWIN_CXX") or _default_cxx(),
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         f"-DTRT_SWIN_OPS={args.ops}",
     ]
     if args.tensorrt:
-        cfg += ["-DTRT_SWIN_TENSORRT=ON", f"-DTensorRT_ROOT={args.tensorrt}"]
+        cfg += ["-DTRT_SWIN_TENSORRT=ON", f"-DTensorRT_ROOT={args.tensorrt}",
+                f"-DTRT_SWIN_TENSORRT_STATIC={'ON' if args.tensorrt_static else 'OFF'}"]
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         print("error: nvcc not found on PATH: the CUDA libraries cannot be built here", file=sys.stderr)
