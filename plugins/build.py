@@ -22,6 +22,20 @@ def _default_cxx() -> str | None:
     return "/usr/bin/g++" if os.path.exists("/usr/bin/g++") else shutil.which("g++")
 
 
+def _drop_stale_cache(build_dir: Path, cxx: str | None) -> None:
+    """Forget a CMake cache configured with another C++ compiler: CMake keeps the old compiler and its implicit link
+    directories (seen: a reused build/ kept /opt/gcc's libstdc++ on the link line after --cxx changed)."""
+    cache = build_dir / "CMakeCache.txt"
+    if not cxx or not cache.exists():
+        return
+    for line in cache.read_text(errors="replace").splitlines():
+        if line.startswith("CMAKE_CXX_COMPILER:") and line.split("=", 1)[1] != cxx:
+            print(f"note: {build_dir} was configured with {line.split('=', 1)[1]}, not {cxx}: reconfiguring", flush=True)
+            cache.unlink()
+            shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trt_swin.plugins.build", description=__doc__.splitlines()[0])
     p.add_argument("--archs", default=os.environ.get("TRT_SWIN_CUDA_ARCHS", "75;80;86;89;90"),
@@ -68,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         cc = Path(args.cxx).with_name(Path(args.cxx).name.replace("g++", "gcc"))
         if cc.exists():
             env["CC"] = str(cc)
+    _drop_stale_cache(Path(args.build_dir), args.cxx)
     for cmd in (cfg, ["cmake", "--build", args.build_dir, "-j", str(args.jobs)]):
         print("+", " ".join(cmd), flush=True)
         if subprocess.call(cmd, env=env) != 0:

@@ -36,5 +36,8 @@ for _ in range(2):
     epilogue(h, 1.0, None, bias, "gelu", None, None)
 torch.cuda.synchronize()
 PY
-timeout 120 ncu --launch-skip 2 --launch-count 2 --section SpeedOfLight --section Occupancy python3 /tmp/ncu_ops.py > "$OUT/ncu.txt" 2>&1
+# Only our two kernels, second call of each (the first pays module load): name filter, not launch counts, since
+# torch's own fill / copy kernels come first.
+timeout 120 ncu --kernel-name "regex:window_reverse|epilogue" --launch-skip 2 --launch-count 2 \
+  --section SpeedOfLight --section Occupancy --section MemoryWorkloadAnalysis python3 /tmp/ncu_ops.py > "$OUT/ncu.txt" 2>&1
 grep -E "^\s+[a-z_].*\(|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Duration" "$OUT/ncu.txt" | head -30
