@@ -23,14 +23,20 @@ def _default_cxx() -> str | None:
 
 
 def _drop_stale_cache(build_dir: Path, cxx: str | None) -> None:
-    """Forget a CMake cache configured with another C++ compiler: CMake keeps the old compiler and its implicit link
-    directories (seen: a reused build/ kept /opt/gcc's libstdc++ on the link line after --cxx changed)."""
+    """Forget a CMake cache made for another source tree or with another C++ compiler. CMake refuses the first, and
+    keeps the old compiler and its implicit link directories for the second (seen: a reused build/ kept /opt/gcc's
+    libstdc++ on the link line after --cxx changed)."""
     cache = build_dir / "CMakeCache.txt"
-    if not cxx or not cache.exists():
+    if not cache.exists():
         return
+    want = {"CMAKE_HOME_DIRECTORY": str(REPO)}
+    if cxx:
+        want["CMAKE_CXX_COMPILER"] = cxx
     for line in cache.read_text(errors="replace").splitlines():
-        if line.startswith("CMAKE_CXX_COMPILER:") and line.split("=", 1)[1] != cxx:
-            print(f"note: {build_dir} was configured with {line.split('=', 1)[1]}, not {cxx}: reconfiguring", flush=True)
+        key, _, value = line.partition("=")
+        name = key.split(":")[0]
+        if name in want and Path(value).resolve() != Path(want[name]).resolve():
+            print(f"note: {build_dir} was configured with {name}={value}, not {want[name]}: reconfiguring", flush=True)
             cache.unlink()
             shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
             return
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         cc = Path(args.cxx).with_name(Path(args.cxx).name.replace("g++", "gcc"))
         if cc.exists():
             env["CC"] = str(cc)
-    _drop_stale_cache(Path(args.build_dir), args.cxx)
+    _drop_stale_cache(Path(args.build_dir), args.cxx and os.path.realpath(args.cxx))
     for cmd in (cfg, ["cmake", "--build", args.build_dir, "-j", str(args.jobs)]):
         print("+", " ".join(cmd), flush=True)
         if subprocess.call(cmd, env=env) != 0:
