@@ -20,25 +20,9 @@ from trt_swin.engines.native import (BuildConfig, EngineFormatError, NativeEngin
                                      check_compatible, device_info, load_native, read_engine, save_engine)
 from trt_swin.engines.native._format import META_KEY
 
+from engine_test_utils import rel_l2
+
 RECIPE_OF = {"int8": "int8", "int8-fc2-pm-int32": "int8", "fp8": "fp8"}
-
-
-def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.float() - b.float()).norm() / b.float().norm())
-
-
-@pytest.fixture(scope="module")
-def mini():
-    from trt_swin import data as data_mod
-    from trt_swin.models import load_model
-
-    model, info = load_model("fmnist-mini")
-    ds = data_mod.build_dataset(None, "test", info)
-    images = torch.stack([ds[i][0] for i in range(16)])
-    calib = torch.stack([ds[i][0] for i in range(5000, 5064)])
-    with torch.no_grad():
-        ref = model(images)
-    return model, info, images, calib, ref
 
 
 @pytest.fixture(scope="module")

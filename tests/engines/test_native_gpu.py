@@ -12,25 +12,9 @@ import torch
 
 from trt_swin.engines.native import BuildConfig, NativeEngine, build_native_engine, calibrate_max
 
+from engine_test_utils import rel_l2
+
 pytestmark = pytest.mark.gpu
-
-
-def rel_l2(a, b) -> float:
-    return float((a.float().cpu() - b.float().cpu()).norm() / b.float().cpu().norm())
-
-
-@pytest.fixture(scope="module")
-def mini():
-    from trt_swin import data as data_mod
-    from trt_swin.models import load_model
-
-    model, info = load_model("fmnist-mini")
-    ds = data_mod.build_dataset(None, "test", info)
-    images = torch.stack([ds[i][0] for i in range(16)])
-    calib = torch.stack([ds[i][0] for i in range(5000, 5064)])
-    with torch.no_grad():
-        ref = model(images)
-    return model, info, images, calib, ref
 
 
 @pytest.fixture(scope="module")
