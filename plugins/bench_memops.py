@@ -5,7 +5,8 @@ Each op's bytes are its minimal traffic (inputs read once, outputs written once)
 device-to-device copy's bandwidth (bytes read + written, measured in the same run) are reported for our kernel.
 Calls are timed as CUDA-graph replays of many calls over rotating input sets (so launch gaps and L2 hits do not
 count where the inputs are larger than L2); small shapes still measure launch-bound work. Prints a markdown table;
---json writes every row.
+--json writes every row. --out int8 / fp8 times the LayerNorm ops with that output kind (1-byte outputs, fewer
+bytes; the eager and compiled baselines stay fp16).
 """
 from __future__ import annotations
 
@@ -140,27 +141,32 @@ def eager_int32_dequant_bias_residual(x, residual, scale, col, bias):
     return (x.float() * scale * col + bias).half() + residual
 
 
-def bench_cases(stage, H, W, C, ws, shift, B):
+def bench_cases(stage, H, W, C, ws, shift, B, out="fp16"):
     """Yields (op, bytes, ours, eager, extra args, input-set builder) per op at one shape; both callables take
-    (*inputs, *extra). The eager functions are module-level so that one torch.compile object serves every shape."""
+    (*inputs, *extra). The eager functions are module-level so that one torch.compile object serves every shape.
+    `out`: the LayerNorm ops' output kind (fp16, int8 or fp8; the op names get a [int8] / [fp8] suffix)."""
     dev = "cuda"
     T = B * H * W
     g, b = torch.randn(C, device=dev), torch.randn(C, device=dev)
     g4, b4 = torch.randn(4 * C, device=dev), torch.randn(4 * C, device=dev)
     ops = torch.ops.trt_swin
+    scale, fp8 = (None, False) if out == "fp16" else (0.05, out == "fp8")
+    ob = 2 if out == "fp16" else 1  # bytes per output element
+    tag = "" if out == "fp16" else f"[{out}]"
 
-    yield ("ln_shift_partition", 4 * T * C,
-           lambda x, g, b, g16, b16, ws, shift: ops.ln_shift_partition(x, g, b, 1e-5, ws, shift, None),
+    yield (f"ln_shift_partition{tag}", (2 + ob) * T * C,
+           lambda x, g, b, g16, b16, ws, shift: ops.ln_shift_partition(x, g, b, 1e-5, ws, shift, scale, fp8),
            eager_ln_shift_partition, (g, b, g.half(), b.half(), ws, shift),
            lambda: (torch.randn(B, H, W, C, device=dev, dtype=torch.float16),))
-    yield ("window_reverse+ln", 8 * T * C,
-           lambda y, r, g, b, g16, b16, ws, shift: ops.window_reverse(y, r, None, ws, shift, 1.0, g, b, 1e-5, None),
+    yield (f"window_reverse+ln{tag}", (6 + ob) * T * C,
+           lambda y, r, g, b, g16, b16, ws, shift: ops.window_reverse(y, r, None, ws, shift, 1.0, g, b, 1e-5, scale,
+                                                                      fp8),
            eager_window_reverse, (g, b, g.half(), b.half(), ws, shift),
            lambda: (torch.randn(T, C, device=dev, dtype=torch.float16),
                     torch.randn(B, H, W, C, device=dev, dtype=torch.float16)))
     if stage < 4:
-        yield ("patch_merge", 4 * T * C,
-               lambda x, g, b, g16, b16: ops.patch_merge(x, g, b, 1e-5, None),
+        yield (f"patch_merge{tag}", (2 + ob) * T * C,
+               lambda x, g, b, g16, b16: ops.patch_merge(x, g, b, 1e-5, scale, fp8),
                eager_patch_merge, (g4, b4, g4.half(), b4.half()),
                lambda: (torch.randn(B, H, W, C, device=dev, dtype=torch.float16),))
     bias4 = torch.randn(4 * C, device=dev)
@@ -184,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch.compile baseline: static shapes, dynamic shapes, or auto (static at the largest batch, "
                         "dynamic below it, which bounds the number of compilations)")
     p.add_argument("--ops", default="", help="comma list of op names to run (default: all)")
+    p.add_argument("--out", choices=["fp16", "int8", "fp8"], default="fp16",
+                   help="output kind of ln_shift_partition, window_reverse's LayerNorm and patch_merge")
     p.add_argument("--json", help="write all rows and the copy bandwidth here")
     args = p.parse_args(argv)
     load()
@@ -208,8 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         if model not in models:
             continue
         for B in batches:
-            for op, nbytes, ours, eager, extra, make in bench_cases(stage, H, W, C, ws, shift, B):
-                if args.ops and op not in args.ops.split(","):
+            for op, nbytes, ours, eager, extra, make in bench_cases(stage, H, W, C, ws, shift, B, args.out):
+                if args.ops and op.split("[")[0] not in args.ops.split(","):  # names without the [int8] / [fp8] tag
                     continue
                 n_sets = max(1, min(256, math.ceil(2 * L2_BYTES / nbytes)))
                 sets = [make() + extra for _ in range(n_sets)]

@@ -11,10 +11,12 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "common/fp8.cuh"
+
 namespace trt_swin {
 namespace memops {
 
-constexpr int kVec = 8;            // channels per vector: 8 halves = 16 bytes, 8 int8 = 8 bytes
+constexpr int kVec = 8;            // channels per vector: 8 halves = 16 bytes, 8 int8 / fp8 = 8 bytes
 constexpr int kBlockThreads = 256;
 
 // Blocks per SM to ask of the register allocator (__launch_bounds__ min blocks). ptxas hoists a row's gamma / beta
@@ -114,24 +116,43 @@ __device__ __forceinline__ void row_mean_rstd(const uint4 (&raw)[VPT], int lane_
   rstd = rsqrtf(var + eps);
 }
 
-// Normalizes vector k of a row (channel offset c) and stores it as fp16 or int8 at `out_row`.
+// Output kinds of the row-wise kernels' (LayerNorm) output: fp16, int8 or fp8 e4m3, the quantized ones with a
+// per-tensor scale: sat(v / out_scale), round to nearest even. FP8 is a template parameter (OUT_FP8: instantiations
+// of its own, no branch in their store loop); fp16 vs int8 stays the runtime `out_int8` it was before FP8 existed,
+// so the OUT_FP8 = false kernels compile to the same code as then (same registers, same speed).
+
+// Start of row `row` of a [rows, C] output: 1-byte elements for int8 / fp8, 2 for fp16.
+template <bool OUT_FP8>
+__device__ __forceinline__ void* row_out_ptr(void* out, int64_t row, int C, bool out_int8) {
+  return OUT_FP8 || out_int8 ? static_cast<void*>(static_cast<int8_t*>(out) + row * C)
+                             : static_cast<void*>(static_cast<__half*>(out) + row * C);
+}
+
+// Normalizes vector k of a row (channel offset c) and stores it at `out_row`: 8 bytes of fp8 (OUT_FP8) or int8
+// (out_int8), else 16 bytes of fp16.
+template <bool OUT_FP8>
 __device__ __forceinline__ void store_normed(const uint4& raw, float mean, float rstd, const float* gamma,
-                                             const float* beta, int c, void* out_row, bool out_int8, float out_scale) {
+                                             const float* beta, int c, void* out_row, bool out_int8,
+                                             float out_scale) {
   float f[kVec], g[kVec], b[kVec];
   half8_to_float(raw, f);
   load_float8(gamma + c, g);
   load_float8(beta + c, b);
 #pragma unroll
   for (int i = 0; i < kVec; ++i) f[i] = (f[i] - mean) * rstd * g[i] + b[i];
-  if (out_int8) {
+  if constexpr (OUT_FP8) {
+    *reinterpret_cast<uint2*>(static_cast<uint8_t*>(out_row) + c) = float_to_fp8x8(f, out_scale);
+  } else if (out_int8) {
     *reinterpret_cast<uint2*>(static_cast<int8_t*>(out_row) + c) = float_to_int8x8(f, out_scale);
   } else {
     *reinterpret_cast<uint4*>(static_cast<__half*>(out_row) + c) = float_to_half8(f);
   }
 }
 
+// Zeros are 0 bits in all three kinds.
+template <bool OUT_FP8>
 __device__ __forceinline__ void store_zeros(int c, void* out_row, bool out_int8) {
-  if (out_int8) {
+  if (OUT_FP8 || out_int8) {
     *reinterpret_cast<uint2*>(static_cast<int8_t*>(out_row) + c) = make_uint2(0u, 0u);
   } else {
     *reinterpret_cast<uint4*>(static_cast<__half*>(out_row) + c) = make_uint4(0u, 0u, 0u, 0u);

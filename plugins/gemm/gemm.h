@@ -6,7 +6,12 @@
 //   fp16 a/b -> fp16 d: fp32 accumulation; bias fp16 [N]; act none or GELU (cuBLASLt's GELU is the tanh
 //                        approximation, not the erf GELU of torch.nn.GELU); c fp16 (beta = 1 residual), may alias d.
 //   int8 a/b -> int32 d: exact int32 accumulators; no bias, act, c or alpha (dequantize with the epilogue op).
-// The algorithm is chosen once per (types, shape, epilogue, pointer alignment) by cuBLASLt's heuristic and cached.
+//   fp8 e4m3 a/b (Hopper, Ada) -> fp16 d, or fp8 e4m3 d: the product is scaled by *a_scale * *b_scale (per-tensor
+//                        dequantization scales, device scalars); bias fp16, act, c fp16 as for fp16; an fp8 d is
+//                        sat(value * *d_scale) with d_scale = 1 / the output's quantization scale.
+// The algorithm is chosen once per (types, shape, epilogue, pointer alignment): outside CUDA graph capture by timing
+// cuBLASLt's top heuristic candidates on the problem itself ($TRT_SWIN_GEMM_AUTOTUNE=0: the first candidate; FP8
+// outputs always take the first candidate; $TRT_SWIN_GEMM_LOG=1 prints each choice), and cached for the process.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,7 +20,7 @@
 
 namespace trt_swin {
 
-enum class GemmDType : int { kFp16 = 0, kInt8 = 1, kInt32 = 2 };
+enum class GemmDType : int { kFp16 = 0, kInt8 = 1, kInt32 = 2, kFp8E4M3 = 3 };
 enum class GemmAct : int { kNone = 0, kGeluTanh = 1 };
 
 struct GemmParams {
@@ -24,12 +29,15 @@ struct GemmParams {
   const void* bias;        // [N] fp16, or nullptr
   const void* c;           // [M, N] fp16 residual added with beta = 1, or nullptr; may equal d
   void* d;                 // [M, N] row-major
-  GemmDType ab_type;       // kFp16 or kInt8
-  GemmDType d_type;        // kFp16 (with fp16 a/b) or kInt32 (with int8 a/b)
+  GemmDType ab_type;       // kFp16, kInt8 or kFp8E4M3
+  GemmDType d_type;        // kFp16 (fp16 or fp8 a/b), kInt32 (int8 a/b) or kFp8E4M3 (fp8 a/b)
   GemmAct act = GemmAct::kNone;
-  float alpha = 1.f;       // fp16 only
+  float alpha = 1.f;       // fp16 and fp8
+  const float* a_scale = nullptr;  // fp8: device scalar, dequantization scale of a
+  const float* b_scale = nullptr;  // fp8: device scalar, dequantization scale of b
+  const float* d_scale = nullptr;  // fp8 d: device scalar multiplying the result before the fp8 conversion
   int64_t M;
-  int N, K;                // int8: K % 4 == 0 (IMMA); fp16: any, multiples of 8 run on tensor cores
+  int N, K;                // int8: K % 4 == 0 (IMMA); fp8: N, K % 16 == 0; fp16: any, multiples of 8 run on tensor cores
   void* workspace;         // device scratch for split-K algorithms
   size_t workspace_size;
 };

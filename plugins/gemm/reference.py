@@ -4,6 +4,8 @@
 
 float16 inputs: FP32 math, one rounding to float16 at the end (cuBLASLt accumulates in FP32 and rounds once).
 int8 inputs: exact int32 accumulators (computed in float64, exact for K * 127 * 128 < 2^53).
+float8_e4m3fn inputs: the float16 path on the dequantized inputs (a * a_scale, b * b_scale), then float16 or, with
+out_scale_inv, sat(value * out_scale_inv) rounded to float8_e4m3fn.
 """
 from __future__ import annotations
 
@@ -11,17 +13,34 @@ import torch
 import torch.nn.functional as F
 
 ACTS = ("none", "gelu_tanh")
+FP8 = torch.float8_e4m3fn
+FP8_MAX = 448.0
+
+
+def out_dtype(in_dtype: torch.dtype, fp8_out: bool) -> torch.dtype:
+    if in_dtype == torch.int8:
+        return torch.int32
+    return FP8 if fp8_out else torch.float16
 
 
 def check_inputs(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None,
-                 act: str, alpha: float) -> None:
+                 act: str, alpha: float, a_scale: torch.Tensor | None = None, b_scale: torch.Tensor | None = None,
+                 out_scale_inv: torch.Tensor | None = None) -> None:
     """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks)."""
     if a.dim() != 2 or b.dim() != 2:
         raise ValueError(f"gemm: a must be [M, K] and b [N, K], got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"gemm: K of a ({a.shape[1]}) and b ({b.shape[1]}) differ")
-    if a.dtype != b.dtype or a.dtype not in (torch.float16, torch.int8):
-        raise ValueError(f"gemm: a and b must both be float16 or both int8, got {a.dtype} and {b.dtype}")
+    if a.dtype != b.dtype or a.dtype not in (torch.float16, torch.int8, FP8):
+        raise ValueError(f"gemm: a and b must both be float16, int8 or float8_e4m3fn, got {a.dtype} and {b.dtype}")
+    if a.dtype == FP8:
+        for name, t in (("a_scale", a_scale), ("b_scale", b_scale), ("out_scale_inv", out_scale_inv)):
+            if (t is not None or name != "out_scale_inv") and (t is None or t.dtype != torch.float32 or t.numel() != 1):
+                raise ValueError(f"gemm: fp8 GEMMs need {name} as a float32 one-element tensor on a's device")
+        if b.shape[0] % 16 or a.shape[1] % 16:
+            raise ValueError(f"gemm: fp8 GEMMs need N % 16 == 0 and K % 16 == 0, got N={b.shape[0]} K={a.shape[1]}")
+    elif a_scale is not None or b_scale is not None or out_scale_inv is not None:
+        raise ValueError("gemm: a_scale, b_scale and out_scale_inv are for fp8 inputs")
     if act not in ACTS:
         raise ValueError(f"gemm: act must be 'none' or 'gelu_tanh', got {act!r}")
     M, N = a.shape[0], b.shape[0]
@@ -51,7 +70,9 @@ def gemm_fp32(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None
 
 
 def gemm_ref(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
-             residual: torch.Tensor | None = None, act: str = "none", alpha: float = 1.0) -> torch.Tensor:
+             residual: torch.Tensor | None = None, act: str = "none", alpha: float = 1.0,
+             a_scale: torch.Tensor | None = None, b_scale: torch.Tensor | None = None,
+             out_scale_inv: torch.Tensor | None = None) -> torch.Tensor:
     """The op on any device in plain PyTorch.
 
     Args:
@@ -62,10 +83,19 @@ def gemm_ref(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
         act: "none" or "gelu_tanh" (cuBLASLt's GELU epilogue: the tanh approximation).
         alpha: multiplies the product (float16 GEMMs only).
 
+        a_scale, b_scale, out_scale_inv: float8_e4m3fn inputs only (see the op).
+
     Returns:
-        [M, N] float16 for float16 inputs, int32 accumulators for int8 inputs.
+        [M, N] float16 for float16 inputs, int32 accumulators for int8 inputs, float16 or float8_e4m3fn for
+        float8_e4m3fn inputs.
     """
-    check_inputs(a, b, bias, residual, act, alpha)
+    check_inputs(a, b, bias, residual, act, alpha, a_scale, b_scale, out_scale_inv)
     if a.dtype == torch.int8:
         return (a.double() @ b.double().t()).to(torch.int32)
+    if a.dtype == FP8:
+        d = gemm_fp32(a.float() * a_scale.float().reshape(()), b.float() * b_scale.float().reshape(()), bias, residual,
+                      act, alpha)
+        if out_scale_inv is not None:
+            return (d * out_scale_inv.float().reshape(())).clamp_(-FP8_MAX, FP8_MAX).to(FP8)
+        return d.to(torch.float16)
     return gemm_fp32(a, b, bias, residual, act, alpha).to(torch.float16)

@@ -31,19 +31,36 @@ void* workspace_for(int device) {
 }
 
 at::Tensor gemm_cuda(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& bias,
-                     const std::optional<at::Tensor>& residual, c10::string_view act, double alpha) {
+                     const std::optional<at::Tensor>& residual, c10::string_view act, double alpha,
+                     const std::optional<at::Tensor>& a_scale, const std::optional<at::Tensor>& b_scale,
+                     const std::optional<at::Tensor>& out_scale_inv) {
   TRT_SWIN_CHECK_CUDA(a);
   TRT_SWIN_CHECK_CUDA(b);
   TRT_SWIN_CHECK_CONTIGUOUS(a);
   TRT_SWIN_CHECK_CONTIGUOUS(b);
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2, "gemm: a must be [M, K] and b [N, K], got ", a.sizes(), " and ", b.sizes());
   TORCH_CHECK(a.size(1) == b.size(1), "gemm: K of a (", a.size(1), ") and b (", b.size(1), ") differ");
-  TORCH_CHECK(a.scalar_type() == b.scalar_type() && (a.scalar_type() == at::kHalf || a.scalar_type() == at::kChar),
-              "gemm: a and b must both be float16 or both int8, got ", a.scalar_type(), " and ", b.scalar_type());
+  TORCH_CHECK(a.scalar_type() == b.scalar_type() && (a.scalar_type() == at::kHalf || a.scalar_type() == at::kChar ||
+                                                     a.scalar_type() == at::kFloat8_e4m3fn),
+              "gemm: a and b must both be float16, int8 or float8_e4m3fn, got ", a.scalar_type(), " and ",
+              b.scalar_type());
   TORCH_CHECK(b.device() == a.device(), "gemm: a and b must be on the same device");
   TORCH_CHECK(act == "none" || act == "gelu_tanh", "gemm: act must be 'none' or 'gelu_tanh', got '", std::string(act), "'");
   const bool is_int8 = a.scalar_type() == at::kChar;
+  const bool is_fp8 = a.scalar_type() == at::kFloat8_e4m3fn;
   const int64_t M = a.size(0), N = b.size(0), K = a.size(1);
+  auto check_scalar = [&](const std::optional<at::Tensor>& t, const char* name) {
+    TORCH_CHECK(t && t->device() == a.device() && t->scalar_type() == at::kFloat && t->numel() == 1,
+                "gemm: fp8 GEMMs need ", name, " as a float32 one-element tensor on a's device");
+  };
+  if (is_fp8) {
+    check_scalar(a_scale, "a_scale");
+    check_scalar(b_scale, "b_scale");
+    if (out_scale_inv) check_scalar(out_scale_inv, "out_scale_inv");
+    TORCH_CHECK(N % 16 == 0 && K % 16 == 0, "gemm: fp8 GEMMs need N % 16 == 0 and K % 16 == 0, got N=", N, " K=", K);
+  } else {
+    TORCH_CHECK(!a_scale && !b_scale && !out_scale_inv, "gemm: a_scale, b_scale and out_scale_inv are for fp8 inputs");
+  }
   TORCH_CHECK(N <= INT32_MAX && K <= INT32_MAX, "gemm: N and K must fit in int32");
   if (is_int8) {
     TORCH_CHECK(!bias && !residual && act == "none" && alpha == 1.0,
@@ -65,8 +82,10 @@ at::Tensor gemm_cuda(const at::Tensor& a, const at::Tensor& b, const std::option
   }
 
   const c10::cuda::CUDAGuard guard(a.device());
-  at::Tensor out = at::empty({M, N}, a.options().dtype(is_int8 ? at::kInt : at::kHalf));
+  const bool out_fp8 = is_fp8 && out_scale_inv;
+  at::Tensor out = at::empty({M, N}, a.options().dtype(is_int8 ? at::kInt : out_fp8 ? at::kFloat8_e4m3fn : at::kHalf));
   if (M == 0) return out;
+  TORCH_CHECK(K > 0 || !is_fp8, "gemm: fp8 GEMMs need K > 0");
   if (K == 0) return residual ? residual->clone() : out.zero_();  // cuBLASLt rejects K = 0; the sum is empty
   trt_swin::GemmParams p;
   p.a = a.data_ptr();
@@ -74,8 +93,13 @@ at::Tensor gemm_cuda(const at::Tensor& a, const at::Tensor& b, const std::option
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.c = residual ? residual->data_ptr() : nullptr;
   p.d = out.data_ptr();
-  p.ab_type = is_int8 ? trt_swin::GemmDType::kInt8 : trt_swin::GemmDType::kFp16;
-  p.d_type = is_int8 ? trt_swin::GemmDType::kInt32 : trt_swin::GemmDType::kFp16;
+  p.ab_type = is_int8 ? trt_swin::GemmDType::kInt8 : is_fp8 ? trt_swin::GemmDType::kFp8E4M3 : trt_swin::GemmDType::kFp16;
+  p.d_type = is_int8 ? trt_swin::GemmDType::kInt32 : out_fp8 ? trt_swin::GemmDType::kFp8E4M3 : trt_swin::GemmDType::kFp16;
+  if (is_fp8) {
+    p.a_scale = a_scale->data_ptr<float>();
+    p.b_scale = b_scale->data_ptr<float>();
+    p.d_scale = out_fp8 ? out_scale_inv->data_ptr<float>() : nullptr;
+  }
   p.act = act == "gelu_tanh" ? trt_swin::GemmAct::kGeluTanh : trt_swin::GemmAct::kNone;
   p.alpha = static_cast<float>(alpha);
   p.M = M;

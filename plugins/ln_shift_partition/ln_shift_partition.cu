@@ -12,7 +12,8 @@ namespace {
 
 using namespace memops;
 
-template <int G, int VPT>
+// OUT_FP8: fp8 output (out_int8 is then ignored); fp16 / int8 share the other instantiation (memops_rowwise.cuh).
+template <int G, int VPT, bool OUT_FP8>
 __global__ void __launch_bounds__(kBlockThreads, min_blocks_per_sm<VPT>())
 ln_shift_partition_kernel(const __half* __restrict__ x, const float* __restrict__ gamma,
                           const float* __restrict__ beta, float eps, void* __restrict__ out, int H, int W, int C,
@@ -55,15 +56,14 @@ ln_shift_partition_kernel(const __half* __restrict__ x, const float* __restrict_
   row_mean_rstd<G, VPT>(raw, lane_in_group, nvec, C, eps, mean, rstd);
   if (!in_range) return;
 
-  void* out_row = out_int8 ? static_cast<void*>(static_cast<int8_t*>(out) + row * C)
-                           : static_cast<void*>(static_cast<__half*>(out) + row * C);
+  void* out_row = row_out_ptr<OUT_FP8>(out, row, C, out_int8);
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
     const int v = k * G + lane_in_group;
     if (v < nvec) {
       // Padding comes after the norm in timm, so padded rows are exact zeros, not LN(0) = beta.
-      if (is_pad) store_zeros(v * kVec, out_row, out_int8);
-      else store_normed(raw[k], mean, rstd, gamma, beta, v * kVec, out_row, out_int8, out_scale);
+      if (is_pad) store_zeros<OUT_FP8>(v * kVec, out_row, out_int8);
+      else store_normed<OUT_FP8>(raw[k], mean, rstd, gamma, beta, v * kVec, out_row, out_int8, out_scale);
     }
   }
 }
@@ -74,12 +74,17 @@ struct Launch {
   int64_t rows;
   cudaStream_t stream;
 
-  template <int G, int VPT>
-  cudaError_t operator()() const {
-    ln_shift_partition_kernel<G, VPT><<<row_grid<G>(rows), kBlockThreads, 0, stream>>>(
+  template <int G, int VPT, bool OUT_FP8>
+  cudaError_t launch() const {
+    ln_shift_partition_kernel<G, VPT, OUT_FP8><<<row_grid<G>(rows), kBlockThreads, 0, stream>>>(
         p.x, p.gamma, p.beta, p.eps, p.out, p.H, p.W, p.C, p.ws, p.shift, nWh, nWw, rows, p.out_int8, p.out_scale);
     TRT_SWIN_LAUNCH_CHECK();
     return cudaSuccess;
+  }
+
+  template <int G, int VPT>
+  cudaError_t operator()() const {
+    return p.out_fp8 ? launch<G, VPT, true>() : launch<G, VPT, false>();
   }
 };
 
@@ -88,7 +93,7 @@ struct Launch {
 cudaError_t ln_shift_partition(const LnShiftPartitionParams& p, cudaStream_t stream) {
   // 16-byte vectors need C % 8 == 0 (every Swin width is a multiple of 32) and 16-byte aligned rows.
   if (p.B <= 0 || p.H <= 0 || p.W <= 0 || p.ws <= 0 || p.C <= 0 || p.C % kVec != 0) return cudaErrorInvalidValue;
-  if (p.shift < 0) return cudaErrorInvalidValue;
+  if (p.shift < 0 || (p.out_int8 && p.out_fp8)) return cudaErrorInvalidValue;
   if (reinterpret_cast<uintptr_t>(p.x) % 16 || reinterpret_cast<uintptr_t>(p.out) % 16 ||
       reinterpret_cast<uintptr_t>(p.gamma) % 16 || reinterpret_cast<uintptr_t>(p.beta) % 16)
     return cudaErrorMisalignedAddress;

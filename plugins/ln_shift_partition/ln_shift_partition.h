@@ -15,11 +15,12 @@ struct LnShiftPartitionParams {
   const float* gamma;    // [C]
   const float* beta;     // [C]
   float eps;
-  void* out;             // [B * nWh * nWw * ws * ws, C]: fp16, or int8 when out_int8
+  void* out;             // [B * nWh * nWw * ws * ws, C]: fp16, int8 when out_int8, fp8 e4m3 when out_fp8
   int B, H, W, C;
   int ws;                // window size; nWh = ceil(H / ws), nWw = ceil(W / ws)
   int shift;             // 0 for unshifted blocks
   bool out_int8 = false; // int8 output: sat(round(LN / out_scale))
+  bool out_fp8 = false;  // fp8 e4m3 output: sat(LN / out_scale, +-448), round to nearest even; not with out_int8
   float out_scale = 1.f;
 };
 

@@ -8,6 +8,25 @@ import torch.nn.functional as F
 
 from ..epilogue.reference import quantize_int8
 
+FP8_E4M3_MAX = 448.0
+
+
+def quantize_fp8(v: torch.Tensor, scale: float) -> torch.Tensor:
+    """sat(v / scale, +-448) as float8_e4m3fn, rounded to nearest even, for any shape; v is computed in FP32.
+
+    The FP8 rule of the row-wise kernels (plugins/common/fp8.cuh: an IEEE division, then a saturating conversion).
+    """
+    return (v.float() / scale).clamp_(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(torch.float8_e4m3fn)
+
+
+def quantize_output(v: torch.Tensor, out_scale: float | None, out_fp8: bool, op: str) -> torch.Tensor:
+    """v as is (out_scale None), int8 (out_scale), or fp8 e4m3 (out_scale and out_fp8): the ops' output kinds."""
+    if out_fp8 and out_scale is None:
+        raise ValueError(f"{op}: out_fp8 needs out_scale (the FP8 per-tensor scale)")
+    if out_scale is None:
+        return v
+    return quantize_fp8(v, out_scale) if out_fp8 else quantize_int8(v, out_scale)
+
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
     """[B, Hp, Wp, C] (Hp, Wp multiples of window_size) -> [B * nWh * nWw, ws, ws, C], as timm's window_partition."""
@@ -24,6 +43,7 @@ def ln_shift_partition_ref(
     window_size: int,
     shift: int,
     out_scale: float | None = None,
+    out_fp8: bool = False,
 ) -> torch.Tensor:
     """LayerNorm -> roll(-shift) -> zero pad to multiples of the window -> window partition, in FP32.
 
@@ -33,10 +53,11 @@ def ln_shift_partition_ref(
         eps: LayerNorm epsilon.
         window_size: ws; the map is padded to nWh = ceil(H / ws), nWw = ceil(W / ws) windows.
         shift: cyclic shift ss (0 for unshifted blocks).
-        out_scale: quantize to int8 with this scale, or None.
+        out_scale: quantize to int8 (or fp8 with out_fp8) with this scale, or None.
+        out_fp8: quantize to float8_e4m3fn instead of int8 (needs out_scale).
 
     Returns:
-        [B * nWh * nWw * ws * ws, C] float32 (int8 when out_scale is given), window-major rows.
+        [B * nWh * nWw * ws * ws, C] float32 (int8 with out_scale, float8_e4m3fn with out_fp8), window-major rows.
     """
     B, H, W, C = x.shape
     x = F.layer_norm(x.float(), (C,), gamma.float(), beta.float(), eps)
@@ -46,4 +67,4 @@ def ln_shift_partition_ref(
     pad_w = (window_size - W % window_size) % window_size
     x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))  # B, Hp, Wp, C: zeros after the norm, as in timm
     windows = window_partition(x, window_size).reshape(-1, C)  # B*nW*N, C
-    return quantize_int8(windows, out_scale) if out_scale is not None else windows
+    return quantize_output(windows, out_scale, out_fp8, "ln_shift_partition")

@@ -5,7 +5,8 @@
 namespace {
 
 at::Tensor ln_shift_partition_cuda(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta, double eps,
-                                   int64_t window_size, int64_t shift, std::optional<double> out_scale) {
+                                   int64_t window_size, int64_t shift, std::optional<double> out_scale,
+                                   bool out_fp8) {
   TRT_SWIN_CHECK_CUDA(x);
   TRT_SWIN_CHECK_CONTIGUOUS(x);
   TRT_SWIN_CHECK_DTYPE(x, at::kHalf);
@@ -23,11 +24,12 @@ at::Tensor ln_shift_partition_cuda(const at::Tensor& x, const at::Tensor& gamma,
   TRT_SWIN_CHECK_SHAPE(gamma, C);
   TRT_SWIN_CHECK_SHAPE(beta, C);
   TORCH_CHECK(!out_scale || *out_scale > 0, "ln_shift_partition: out_scale must be positive");
+  TORCH_CHECK(!out_fp8 || out_scale, "ln_shift_partition: out_fp8 needs out_scale (the FP8 per-tensor scale)");
 
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t nWh = (H + window_size - 1) / window_size, nWw = (W + window_size - 1) / window_size;
   at::Tensor out = at::empty({B * nWh * nWw * window_size * window_size, C},
-                             x.options().dtype(out_scale ? at::kChar : at::kHalf));
+                             x.options().dtype(!out_scale ? at::kHalf : out_fp8 ? at::kFloat8_e4m3fn : at::kChar));
   trt_swin::LnShiftPartitionParams p;
   p.x = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
   p.gamma = gamma.data_ptr<float>();
@@ -40,7 +42,8 @@ at::Tensor ln_shift_partition_cuda(const at::Tensor& x, const at::Tensor& gamma,
   p.C = static_cast<int>(C);
   p.ws = static_cast<int>(window_size);
   p.shift = static_cast<int>(shift);
-  p.out_int8 = out_scale.has_value();
+  p.out_int8 = out_scale.has_value() && !out_fp8;
+  p.out_fp8 = out_fp8;
   p.out_scale = out_scale ? static_cast<float>(*out_scale) : 1.f;
   if (out.numel() > 0)
     TRT_SWIN_CHECK_LAUNCH(trt_swin::ln_shift_partition(p, at::cuda::getCurrentCUDAStream()), "ln_shift_partition");

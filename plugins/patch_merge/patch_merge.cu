@@ -13,7 +13,8 @@ namespace {
 
 using namespace memops;
 
-template <int G, int VPT>
+// OUT_FP8: fp8 output (out_int8 is then ignored); fp16 / int8 share the other instantiation (memops_rowwise.cuh).
+template <int G, int VPT, bool OUT_FP8>
 __global__ void __launch_bounds__(kBlockThreads, min_blocks_per_sm<VPT>())
 patch_merge_kernel(const __half* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta,
                    float eps, void* __restrict__ out, int H, int W, int C, int Ho, int Wo, int64_t rows,
@@ -50,12 +51,11 @@ patch_merge_kernel(const __half* __restrict__ x, const float* __restrict__ gamma
   float mean, rstd;
   row_mean_rstd<G, VPT>(raw, lane_in_group, nvec, C4, eps, mean, rstd);
   if (!in_range) return;
-  void* out_row = out_int8 ? static_cast<void*>(static_cast<int8_t*>(out) + row * C4)
-                           : static_cast<void*>(static_cast<__half*>(out) + row * C4);
+  void* out_row = row_out_ptr<OUT_FP8>(out, row, C4, out_int8);
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
     const int v = k * G + lane_in_group;
-    if (v < nvec) store_normed(raw[k], mean, rstd, gamma, beta, v * kVec, out_row, out_int8, out_scale);
+    if (v < nvec) store_normed<OUT_FP8>(raw[k], mean, rstd, gamma, beta, v * kVec, out_row, out_int8, out_scale);
   }
 }
 
@@ -65,12 +65,17 @@ struct Launch {
   int64_t rows;
   cudaStream_t stream;
 
-  template <int G, int VPT>
-  cudaError_t operator()() const {
-    patch_merge_kernel<G, VPT><<<row_grid<G>(rows), kBlockThreads, 0, stream>>>(
+  template <int G, int VPT, bool OUT_FP8>
+  cudaError_t launch() const {
+    patch_merge_kernel<G, VPT, OUT_FP8><<<row_grid<G>(rows), kBlockThreads, 0, stream>>>(
         p.x, p.gamma, p.beta, p.eps, p.out, p.H, p.W, p.C, Ho, Wo, rows, p.out_int8, p.out_scale);
     TRT_SWIN_LAUNCH_CHECK();
     return cudaSuccess;
+  }
+
+  template <int G, int VPT>
+  cudaError_t operator()() const {
+    return p.out_fp8 ? launch<G, VPT, true>() : launch<G, VPT, false>();
   }
 };
 
@@ -78,6 +83,7 @@ struct Launch {
 
 cudaError_t patch_merge(const PatchMergeParams& p, cudaStream_t stream) {
   if (p.B <= 0 || p.H <= 0 || p.W <= 0 || p.C <= 0 || p.C % memops::kVec != 0) return cudaErrorInvalidValue;
+  if (p.out_int8 && p.out_fp8) return cudaErrorInvalidValue;
   if (reinterpret_cast<uintptr_t>(p.x) % 16 || reinterpret_cast<uintptr_t>(p.out) % 16 ||
       reinterpret_cast<uintptr_t>(p.gamma) % 16 || reinterpret_cast<uintptr_t>(p.beta) % 16)
     return cudaErrorMisalignedAddress;

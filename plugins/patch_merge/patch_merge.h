@@ -14,8 +14,9 @@ struct PatchMergeParams {
   const float* gamma;     // [4C]
   const float* beta;      // [4C]
   float eps;
-  void* out;              // [B, ceil(H/2), ceil(W/2), 4C]: fp16, or int8 when out_int8
-  bool out_int8 = false;
+  void* out;              // [B, ceil(H/2), ceil(W/2), 4C]: fp16, int8 when out_int8, fp8 e4m3 when out_fp8
+  bool out_int8 = false;  // int8 output: sat(round(LN / out_scale))
+  bool out_fp8 = false;   // fp8 e4m3 output: sat(LN / out_scale, +-448), round to nearest even; not with out_int8
   float out_scale = 1.f;
   int B, H, W, C;
 };

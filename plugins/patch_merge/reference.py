@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..epilogue.reference import quantize_int8
+from ..ln_shift_partition.reference import quantize_output
 
 
 def patch_merge_ref(
@@ -16,6 +16,7 @@ def patch_merge_ref(
     beta: torch.Tensor,
     eps: float,
     out_scale: float | None = None,
+    out_fp8: bool = False,
 ) -> torch.Tensor:
     """Zero-pad to even H, W -> 2x2 gather to 4C (timm channel order) -> LayerNorm(4C), in FP32.
 
@@ -23,10 +24,12 @@ def patch_merge_ref(
         x: [B, H, W, C].
         gamma, beta: [4C] LayerNorm affine parameters (timm's PatchMerging.norm).
         eps: LayerNorm epsilon.
-        out_scale: quantize to int8 with this scale, or None.
+        out_scale: quantize to int8 (or fp8 with out_fp8) with this scale, or None.
+        out_fp8: quantize to float8_e4m3fn instead of int8 (needs out_scale).
 
     Returns:
-        [B, ceil(H/2), ceil(W/2), 4C] float32 (int8 when out_scale is given); channel blocks in the order
+        [B, ceil(H/2), ceil(W/2), 4C] float32 (int8 with out_scale, float8_e4m3fn with out_fp8); channel blocks in
+        the order
         x[2i, 2j], x[2i+1, 2j], x[2i, 2j+1], x[2i+1, 2j+1].
     """
     B, H, W, C = x.shape
@@ -34,4 +37,4 @@ def patch_merge_ref(
     _, H, W, _ = x.shape
     x = x.reshape(B, H // 2, 2, W // 2, 2, C).permute(0, 1, 3, 4, 2, 5).flatten(3)  # B, H/2, W/2, 4C
     x = F.layer_norm(x, (4 * C,), gamma.float(), beta.float(), eps)
-    return quantize_int8(x, out_scale) if out_scale is not None else x
+    return quantize_output(x, out_scale, out_fp8, "patch_merge")

@@ -5,7 +5,7 @@
 namespace {
 
 at::Tensor patch_merge_cuda(const at::Tensor& x, const at::Tensor& gamma, const at::Tensor& beta, double eps,
-                            std::optional<double> out_scale) {
+                            std::optional<double> out_scale, bool out_fp8) {
   TRT_SWIN_CHECK_CUDA(x);
   TRT_SWIN_CHECK_CONTIGUOUS(x);
   TRT_SWIN_CHECK_DTYPE(x, at::kHalf);
@@ -21,16 +21,19 @@ at::Tensor patch_merge_cuda(const at::Tensor& x, const at::Tensor& gamma, const 
   TRT_SWIN_CHECK_SHAPE(gamma, 4 * C);
   TRT_SWIN_CHECK_SHAPE(beta, 4 * C);
   TORCH_CHECK(!out_scale || *out_scale > 0, "patch_merge: out_scale must be positive");
+  TORCH_CHECK(!out_fp8 || out_scale, "patch_merge: out_fp8 needs out_scale (the FP8 per-tensor scale)");
 
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor out = at::empty({B, (H + 1) / 2, (W + 1) / 2, 4 * C}, x.options().dtype(out_scale ? at::kChar : at::kHalf));
+  const at::ScalarType out_type = !out_scale ? at::kHalf : out_fp8 ? at::kFloat8_e4m3fn : at::kChar;
+  at::Tensor out = at::empty({B, (H + 1) / 2, (W + 1) / 2, 4 * C}, x.options().dtype(out_type));
   trt_swin::PatchMergeParams p;
   p.x = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
   p.gamma = gamma.data_ptr<float>();
   p.beta = beta.data_ptr<float>();
   p.eps = static_cast<float>(eps);
   p.out = out.data_ptr();
-  p.out_int8 = out_scale.has_value();
+  p.out_int8 = out_scale.has_value() && !out_fp8;
+  p.out_fp8 = out_fp8;
   p.out_scale = out_scale ? static_cast<float>(*out_scale) : 1.f;
   p.B = static_cast<int>(B);
   p.H = static_cast<int>(H);

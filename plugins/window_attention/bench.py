@@ -1,6 +1,6 @@
 """`python -m trt_swin.plugins.window_attention.bench --json OUT.json`: the fused kernel vs PyTorch on Swin shapes.
 
-Per (model, stage, batch): our kernel (fp16, and int8 in / int8 out), timm's eager math (matmul + bias + mask +
+Per (model, stage, batch): our kernel (fp16, int8 in / int8 out, fp16 in / fp8 out), timm's eager math (matmul + bias + mask +
 softmax + matmul), timm's SDPA path (bias + mask as attn_mask), and torch.compile of the eager math. Reports the
 median time (CUDA events through triton.testing.do_bench), the kernel's achieved GB/s (qkv read + out written once)
 and its fraction of a device-to-device copy bandwidth measured in the same run.
@@ -10,14 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 
 import torch
 
 from trt_swin.plugins.window_attention.op import window_attention
 
-MODELS = {"swin_t": dict(C=96, heads=(3, 6, 12, 24), res=56), "swin_l": dict(C=192, heads=(6, 12, 24, 48), res=56)}
-WS = 7
+MODELS = {
+    "swin_t": dict(C=96, heads=(3, 6, 12, 24), res=56, ws=7),
+    "swin_l": dict(C=192, heads=(6, 12, 24, 48), res=56, ws=7),
+    "swin_b384": dict(C=128, heads=(4, 8, 16, 32), res=96, ws=12),  # N = 144 windows
+    "hd64": dict(C=192, heads=(3, 6, 12, 24), res=56, ws=7),        # not a real model: head_dim 64 at N = 49
+}
 ROTATE_BYTES = 256 << 20  # rotate among input copies until this many bytes, so small cases are not timed from L2
 
 
@@ -95,13 +100,13 @@ def _rotating(fn, sets):
     return call
 
 
-def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: bool) -> dict:
+def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: bool, ours_only: bool = False) -> dict:
     """Times one (model, stage, batch) shifted block (unshifted where timm has no shift: a last stage of one window)."""
     cfg = MODELS[model]
     res = cfg["res"] >> (stage - 1)
     nH = cfg["heads"][stage - 1]
     C = cfg["C"] << (stage - 1)
-    ws = min(WS, res)
+    ws = min(cfg["ws"], res)
     ss = ws // 2 if res > ws else 0  # the last stage (7x7) has no shift, as in timm
     N = ws * ws
     nW = (res // ws) ** 2
@@ -122,9 +127,12 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: 
     r["ours_fp16_ms"] = _time_ms(_rotating(lambda x: window_attention(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
     r["ours_int8_ms"] = _time_ms(_rotating(
         lambda x: window_attention(x, bias, mask, nH, scale, 0.02, 0.02, 0.02, 0.01), [(x,) for x in qkv8]))
-    r["eager_ms"] = _time_ms(_rotating(lambda x: eager(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
-    r["sdpa_ms"] = _time_ms(_rotating(lambda x: sdpa(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
-    if do_compile:
+    r["ours_fp8_ms"] = _time_ms(_rotating(
+        lambda x: window_attention(x, bias, mask, nH, scale, out_scale=1 / 64, out_fp8=True), [(x,) for x in qkv16]))
+    if not ours_only:
+        r["eager_ms"] = _time_ms(_rotating(lambda x: eager(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+        r["sdpa_ms"] = _time_ms(_rotating(lambda x: sdpa(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+    if do_compile and not ours_only:
         compiled = torch.compile(eager, dynamic=False)
         r["compile_ms"] = _time_ms(_rotating(lambda x: compiled(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
     r["ours_fp16_gbs"] = bytes_fp16 / r["ours_fp16_ms"] / 1e6
@@ -140,17 +148,22 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: 
     return r
 
 
-def markdown(rows: list[dict], copy_gbs: float, device: str) -> str:
-    lines = [f"window_attention on {device}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)", "",
-             "| model | stage | batch | windows | nH | ours fp16 ms | GB/s (copy frac) | ours int8 ms | eager ms | "
-             "sdpa ms | compile ms | speedup vs sdpa |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+def markdown(rows: list[dict], copy_gbs: float, device: str, impl: str) -> str:
+    lines = [f"window_attention ({impl}) on {device}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)", "",
+             "| model | stage | batch | windows | N | nH | ours fp16 ms | GB/s (copy frac) | ours int8 ms | ours fp8-out ms | "
+             "eager ms | sdpa ms | compile ms | speedup vs sdpa | rel L2 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def ms(r, k):
+        return f"{r[k]:.4f}" if k in r else "-"
+
     for r in rows:
-        comp = f"{r['compile_ms']:.4f}" if "compile_ms" in r else "-"
+        speedup = f"{r['sdpa_ms'] / r['ours_fp16_ms']:.1f}x" if "sdpa_ms" in r else "-"
         lines.append(
-            f"| {r['model']} | {r['stage']}{'s' if r['shifted'] else ''} | {r['batch']} | {r['num_windows']} | {r['heads']} | "
-            f"{r['ours_fp16_ms']:.4f} | {r['ours_fp16_gbs']:.0f} ({r['ours_fp16_copy_frac']:.2f}) | {r['ours_int8_ms']:.4f} | "
-            f"{r['eager_ms']:.4f} | {r['sdpa_ms']:.4f} | {comp} | {r['sdpa_ms'] / r['ours_fp16_ms']:.1f}x |")
+            f"| {r['model']} | {r['stage']}{'s' if r['shifted'] else ''} | {r['batch']} | {r['num_windows']} | {r['N']} | "
+            f"{r['heads']} | {r['ours_fp16_ms']:.4f} | {r['ours_fp16_gbs']:.0f} ({r['ours_fp16_copy_frac']:.2f}) | "
+            f"{r['ours_int8_ms']:.4f} | {ms(r, 'ours_fp8_ms')} | {ms(r, 'eager_ms')} | {ms(r, 'sdpa_ms')} | "
+            f"{ms(r, 'compile_ms')} | {speedup} | {r['ours_fp16_rel_l2']:.1e} |")
     return "\n".join(lines)
 
 
@@ -162,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", default="1,2,3,4")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (one compile per shape)")
     p.add_argument("--compile-batches", default="1,32,128", help="batches that also time torch.compile")
+    p.add_argument("--ours-only", action="store_true", help="time only our kernel (no eager / SDPA / compile)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("error: the benchmark needs a CUDA device", file=sys.stderr)
@@ -173,14 +187,16 @@ def main(argv: list[str] | None = None) -> int:
         for stage in map(int, args.stages.split(",")):
             for batch in map(int, args.batches.split(",")):
                 do_compile = not args.no_compile and str(batch) in args.compile_batches.split(",")
-                rows.append(bench_case(model, stage, batch, copy_gbs, do_compile))
+                rows.append(bench_case(model, stage, batch, copy_gbs, do_compile, args.ours_only))
                 print(json.dumps(rows[-1]), flush=True)
     device = torch.cuda.get_device_name()
-    table = markdown(rows, copy_gbs, device)
+    impl = os.environ.get("TRT_SWIN_WA_IMPL", "auto")  # which kernel serves N = 49..64 (window_attention_kernel.cuh)
+    table = markdown(rows, copy_gbs, device, impl)
     print(table)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(device=device, torch=torch.__version__, copy_gbs=copy_gbs, results=rows, table=table), f, indent=1)
+            json.dump(dict(device=device, torch=torch.__version__, impl=impl, copy_gbs=copy_gbs, results=rows, table=table),
+                      f, indent=1)
     return 0
 
 

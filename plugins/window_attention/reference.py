@@ -4,15 +4,21 @@ It is the test oracle, the CPU kernel of `torch.ops.trt_swin.window_attention`, 
 helpers that turn a timm module into the kernel's inputs (`gather_relative_position_bias`, `shift_mask`).
 
 INT8 output uses the kernel's rounding: sat(round_half_even(value / out_scale)) into [-128, 127] (the CUDA kernel
-divides with IEEE division and converts with `__float2int_rn`; `torch.round` also rounds half to even).
+divides with IEEE division and converts with `__float2int_rn`; `torch.round` also rounds half to even). FP8 output is
+(value / out_scale).clamp(-448, 448).to(torch.float8_e4m3fn), the kernel's `plugins/common/fp8.cuh`.
 """
 from __future__ import annotations
 
 import torch
 
 
-def check_inputs(qkv: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor | None, num_heads: int) -> tuple[int, int, int, int]:
+def check_inputs(qkv: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor | None, num_heads: int,
+                 out_scale: float | None = None, out_fp8: bool = False) -> tuple[int, int, int, int]:
     """Validate shapes and dtypes; returns (num_windows, N, C, head_dim). Messages match the CUDA op's checks."""
+    if out_fp8 and out_scale is None:
+        raise ValueError("window_attention: out_fp8 requires out_scale")
+    if out_scale is not None and not out_scale > 0:
+        raise ValueError(f"window_attention: out_scale must be > 0, got {out_scale}")
     if qkv.dtype not in (torch.float16, torch.int8):
         raise ValueError(f"window_attention: qkv must be float16 or int8, got {qkv.dtype}")
     if bias.dtype != torch.float32:
@@ -50,6 +56,11 @@ def quantize_int8(x: torch.Tensor, scale: float) -> torch.Tensor:
     return torch.round(x.float() / torch.tensor(scale, dtype=torch.float32)).clamp_(-128, 127).to(torch.int8)
 
 
+def quantize_fp8(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """(x / scale) saturated to +-448 and rounded to nearest even as float8_e4m3fn, in FP32 (the kernel's FP8 output)."""
+    return (x.float() / torch.tensor(scale, dtype=torch.float32)).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+
+
 def window_attention_reference(
     qkv: torch.Tensor,
     bias: torch.Tensor,
@@ -60,6 +71,7 @@ def window_attention_reference(
     k_scale: float = 1.0,
     v_scale: float = 1.0,
     out_scale: float | None = None,
+    out_fp8: bool = False,
 ) -> torch.Tensor:
     """softmax(q k^T * scale + bias[h] + mask[w % nW]) v per window w and head h, in FP32.
 
@@ -71,12 +83,16 @@ def window_attention_reference(
         num_heads: heads; head_dim = C / num_heads.
         scale: multiplies q k^T (timm: head_dim ** -0.5).
         out_scale: None -> float16 output; else int8 output sat(round_half_even(value / out_scale)).
+        out_fp8: with out_scale, float8_e4m3fn output (value / out_scale).clamp(-448, 448) instead of int8.
 
     Returns:
-        [num_windows * N, C], heads merged ([num_heads][head_dim] per token), float16 or int8.
+        [num_windows * N, C], heads merged ([num_heads][head_dim] per token), float16, int8 or float8_e4m3fn.
         A row whose logits are all -inf yields zeros (the kernel's convention) instead of NaN.
     """
+    check_inputs(qkv, bias, mask, num_heads, out_scale, out_fp8)
     out = window_attention_fp32(qkv, bias, mask, num_heads, scale, q_scale, k_scale, v_scale)
+    if out_fp8:
+        return quantize_fp8(out, out_scale)
     if out_scale is not None:
         return quantize_int8(out, out_scale)
     return out.to(torch.float16)

@@ -20,7 +20,7 @@ std::string dims(at::IntArrayRef sizes) {
 
 at::Tensor window_attention_cuda(const at::Tensor& qkv, const at::Tensor& bias, const std::optional<at::Tensor>& mask,
                                  int64_t num_heads, double scale, double q_scale, double k_scale, double v_scale,
-                                 std::optional<double> out_scale) {
+                                 std::optional<double> out_scale, bool out_fp8) {
   TRT_SWIN_CHECK_CUDA(qkv);
   TRT_SWIN_CHECK_CUDA(bias);
   TRT_SWIN_CHECK_CONTIGUOUS(qkv);
@@ -57,13 +57,15 @@ at::Tensor window_attention_cuda(const at::Tensor& qkv, const at::Tensor& bias, 
   }
   TORCH_CHECK(bias.device() == qkv.device(), "window_attention: bias must be on ", qkv.device().str());
   const bool in_int8 = qkv.scalar_type() == at::kChar;
+  TORCH_CHECK(!out_fp8 || out_scale.has_value(), "window_attention: out_fp8 requires out_scale");
   if (out_scale.has_value()) {
     TORCH_CHECK(*out_scale > 0.0, "window_attention: out_scale must be > 0, got ", std::to_string(*out_scale));
   }
   TORCH_CHECK(reinterpret_cast<uintptr_t>(qkv.data_ptr()) % 16 == 0, "window_attention: qkv must be 16-byte aligned");
 
   const c10::cuda::CUDAGuard guard(qkv.device());
-  at::Tensor out = at::empty({qkv.size(0), C}, qkv.options().dtype(out_scale.has_value() ? at::kChar : at::kHalf));
+  const at::ScalarType out_dtype = out_fp8 ? at::kFloat8_e4m3fn : out_scale.has_value() ? at::kChar : at::kHalf;
+  at::Tensor out = at::empty({qkv.size(0), C}, qkv.options().dtype(out_dtype));
 
   trt_swin::WindowAttentionParams p{};
   p.qkv = qkv.data_ptr();
@@ -80,7 +82,8 @@ at::Tensor window_attention_cuda(const at::Tensor& qkv, const at::Tensor& bias, 
   p.q_scale = static_cast<float>(q_scale);
   p.k_scale = static_cast<float>(k_scale);
   p.v_scale = static_cast<float>(v_scale);
-  p.out_int8 = out_scale.has_value();
+  p.out_int8 = out_scale.has_value() && !out_fp8;
+  p.out_fp8 = out_fp8;
   p.out_scale = out_scale.has_value() ? static_cast<float>(*out_scale) : 1.f;
   TRT_SWIN_CHECK_LAUNCH(trt_swin::window_attention(p, at::cuda::getCurrentCUDAStream()), "window_attention");
   return out;

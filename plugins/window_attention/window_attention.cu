@@ -48,7 +48,8 @@ cudaError_t dispatch_head_dim(const WindowAttentionParams& p, cudaStream_t strea
 cudaError_t window_attention(const WindowAttentionParams& p, cudaStream_t stream) {
   if (p.N < 1 || p.N > 144 || p.num_heads < 1 || p.num_windows < 0 || p.nW < 1) return cudaErrorInvalidValue;
   if (!p.qkv || !p.bias || !p.out) return cudaErrorInvalidValue;
-  if (p.out_int8 && !(p.out_scale > 0.f)) return cudaErrorInvalidValue;
+  if ((p.out_int8 || p.out_fp8) && !(p.out_scale > 0.f)) return cudaErrorInvalidValue;
+  if (p.out_int8 && p.out_fp8) return cudaErrorInvalidValue;
   // 16-byte vector loads and stores of whole head rows
   if (reinterpret_cast<uintptr_t>(p.qkv) % 16 || reinterpret_cast<uintptr_t>(p.out) % 16) return cudaErrorMisalignedAddress;
   if (p.num_windows == 0) return cudaSuccess;

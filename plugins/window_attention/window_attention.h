@@ -14,7 +14,8 @@ struct WindowAttentionParams {
                        // fp16, or int8 when qkv_int8
   const float* bias;   // [nH, N, N] relative-position bias, gathered from the table once at build time
   const float* mask;   // [nW, N, N] shifted-window mask (0 / -100), or nullptr for an unshifted block
-  void* out;           // [num_windows * N, C] heads merged, per token [nH][hd]; fp16, or int8 when out_int8
+  void* out;           // [num_windows * N, C] heads merged, per token [nH][hd]; fp16, or int8 / fp8 e4m3 when
+                       // out_int8 / out_fp8
   int num_windows;     // B * nW
   int nW;              // windows per image: window w uses mask[w % nW]
   int N;               // tokens per window (ws * ws), 1..144
@@ -25,6 +26,8 @@ struct WindowAttentionParams {
   float q_scale = 1.f, k_scale = 1.f, v_scale = 1.f;
   bool out_int8 = false;  // int8 output: sat(round(real / out_scale))
   float out_scale = 1.f;
+  bool out_fp8 = false;   // FP8 E4M3 output: sat(real / out_scale, +-448) rounded to nearest even (common/fp8.cuh);
+                          // exclusive with out_int8
 };
 
 cudaError_t window_attention(const WindowAttentionParams& p, cudaStream_t stream);

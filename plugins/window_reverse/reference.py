@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..epilogue.reference import quantize_int8
+from ..ln_shift_partition.reference import quantize_output
 
 
 def window_reverse(windows: torch.Tensor, window_size: int, Hp: int, Wp: int) -> torch.Tensor:
@@ -28,6 +28,7 @@ def window_reverse_ref(
     eps: float = 1e-5,
     ln_out_scale: float | None = None,
     round_sum_to_fp16: bool = False,
+    out_fp8: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """residual + crop(window_reverse(y * y_scale + bias)) rolled back by +shift, and its LayerNorm, in FP32.
 
@@ -39,12 +40,15 @@ def window_reverse_ref(
         y_scale: dequantization scale of an int8 y (real = y * y_scale).
         ln_gamma, ln_beta: [C] norm2 parameters, or None for no LayerNorm output.
         eps: LayerNorm epsilon.
-        ln_out_scale: quantize the LayerNorm output to int8 with this scale, or None.
+        ln_out_scale: quantize the LayerNorm output to int8 (or fp8 with out_fp8) with this scale, or None.
         round_sum_to_fp16: round the sum to fp16 before the LayerNorm, as the fp16 kernel and model do.
+        out_fp8: quantize the LayerNorm output to float8_e4m3fn instead of int8 (needs ln_out_scale).
 
     Returns:
-        (out [B, H, W, C] float32, ln_out [B, H, W, C] float32 / int8, or None without ln_gamma).
+        (out [B, H, W, C] float32, ln_out [B, H, W, C] float32 / int8 / float8_e4m3fn, or None without ln_gamma).
     """
+    if out_fp8 and ln_out_scale is None:
+        raise ValueError("window_reverse: out_fp8 needs ln_out_scale (the FP8 per-tensor scale)")
     B, H, W, C = residual.shape
     Hp = -(-H // window_size) * window_size
     Wp = -(-W // window_size) * window_size
@@ -61,4 +65,4 @@ def window_reverse_ref(
     if ln_gamma is None:
         return out, None
     ln = F.layer_norm(out, (C,), ln_gamma.float(), ln_beta.float(), eps)
-    return out, quantize_int8(ln, ln_out_scale) if ln_out_scale is not None else ln
+    return out, quantize_output(ln, ln_out_scale, out_fp8, "window_reverse")

@@ -11,7 +11,8 @@ namespace {
 at::Tensor run_window_reverse(const at::Tensor& y, const at::Tensor& residual, const std::optional<at::Tensor>& bias,
                               int64_t window_size, int64_t shift, double y_scale,
                               const std::optional<at::Tensor>& ln_gamma, const std::optional<at::Tensor>& ln_beta,
-                              double eps, std::optional<double> ln_out_scale, const at::Tensor& out) {
+                              double eps, std::optional<double> ln_out_scale, bool out_fp8,
+                              const at::Tensor& out) {
   TRT_SWIN_CHECK_CUDA(residual);
   TRT_SWIN_CHECK_CONTIGUOUS(residual);
   TRT_SWIN_CHECK_DTYPE(residual, at::kHalf);
@@ -40,6 +41,8 @@ at::Tensor run_window_reverse(const at::Tensor& y, const at::Tensor& residual, c
   TORCH_CHECK(ln_gamma.has_value() == ln_beta.has_value(), "window_reverse: give both ln_gamma and ln_beta, or neither");
   TORCH_CHECK(ln_gamma || !ln_out_scale, "window_reverse: ln_out_scale needs ln_gamma / ln_beta");
   TORCH_CHECK(!ln_out_scale || *ln_out_scale > 0, "window_reverse: ln_out_scale must be positive");
+  TORCH_CHECK(!out_fp8 || ln_out_scale,
+              "window_reverse: out_fp8 needs ln_out_scale (the FP8 per-tensor scale)");
   TORCH_CHECK(y_scale > 0, "window_reverse: y_scale must be positive");
   if (ln_gamma) {
     check_param(*ln_gamma, "ln_gamma");
@@ -47,7 +50,8 @@ at::Tensor run_window_reverse(const at::Tensor& y, const at::Tensor& residual, c
   }
 
   const c10::cuda::CUDAGuard guard(residual.device());
-  at::Tensor ln_out = ln_gamma ? at::empty_like(residual, residual.options().dtype(ln_out_scale ? at::kChar : at::kHalf))
+  const at::ScalarType ln_type = !ln_out_scale ? at::kHalf : out_fp8 ? at::kFloat8_e4m3fn : at::kChar;
+  at::Tensor ln_out = ln_gamma ? at::empty_like(residual, residual.options().dtype(ln_type))
                                : at::empty({0}, residual.options());
   trt_swin::WindowReverseParams p;
   p.y = y.data_ptr();
@@ -60,7 +64,8 @@ at::Tensor run_window_reverse(const at::Tensor& y, const at::Tensor& residual, c
   p.ln_beta = ln_beta ? ln_beta->data_ptr<float>() : nullptr;
   p.eps = static_cast<float>(eps);
   p.ln_out = ln_gamma ? ln_out.data_ptr() : nullptr;
-  p.ln_out_int8 = ln_out_scale.has_value();
+  p.ln_out_int8 = ln_out_scale.has_value() && !out_fp8;
+  p.ln_out_fp8 = out_fp8;
   p.ln_out_scale = ln_out_scale ? static_cast<float>(*ln_out_scale) : 1.f;
   p.B = static_cast<int>(B);
   p.H = static_cast<int>(H);
@@ -78,11 +83,11 @@ std::tuple<at::Tensor, at::Tensor> window_reverse_cuda(const at::Tensor& y, cons
                                                        int64_t shift, double y_scale,
                                                        const std::optional<at::Tensor>& ln_gamma,
                                                        const std::optional<at::Tensor>& ln_beta, double eps,
-                                                       std::optional<double> ln_out_scale) {
+                                                       std::optional<double> ln_out_scale, bool out_fp8) {
   TRT_SWIN_CHECK_CUDA(residual);
   at::Tensor out = at::empty_like(residual, at::MemoryFormat::Contiguous);
-  at::Tensor ln_out =
-      run_window_reverse(y, residual, bias, window_size, shift, y_scale, ln_gamma, ln_beta, eps, ln_out_scale, out);
+  at::Tensor ln_out = run_window_reverse(y, residual, bias, window_size, shift, y_scale, ln_gamma, ln_beta, eps,
+                                         ln_out_scale, out_fp8, out);
   return {out, ln_out};
 }
 
@@ -91,9 +96,9 @@ at::Tensor window_reverse_inplace_cuda(const at::Tensor& y, at::Tensor& residual
                                        int64_t window_size, int64_t shift, double y_scale,
                                        const std::optional<at::Tensor>& ln_gamma,
                                        const std::optional<at::Tensor>& ln_beta, double eps,
-                                       std::optional<double> ln_out_scale) {
+                                       std::optional<double> ln_out_scale, bool out_fp8) {
   return run_window_reverse(y, residual, bias, window_size, shift, y_scale, ln_gamma, ln_beta, eps, ln_out_scale,
-                            residual);
+                            out_fp8, residual);
 }
 
 }  // namespace

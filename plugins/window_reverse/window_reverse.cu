@@ -16,7 +16,9 @@ using namespace memops;
 
 // residual and out are not __restrict__: out may alias residual. Each row is read whole before it is written, by
 // the same group, so the in-place update is race-free.
-template <int G, int VPT>
+// LN_FP8: fp8 LayerNorm output (ln_out_int8 is then ignored); fp16 / int8 share the other instantiation
+// (memops_rowwise.cuh), which also serves launches without a LayerNorm output.
+template <int G, int VPT, bool LN_FP8>
 __global__ void __launch_bounds__(kBlockThreads, min_blocks_per_sm<VPT>())
 window_reverse_kernel(const void* __restrict__ y, bool y_int8, float y_scale, const float* __restrict__ bias,
                       const __half* residual, __half* out, const float* __restrict__ ln_gamma,
@@ -81,12 +83,13 @@ window_reverse_kernel(const void* __restrict__ y, bool y_int8, float y_scale, co
   float mean, rstd;
   row_mean_rstd<G, VPT>(raw, lane_in_group, nvec, C, eps, mean, rstd);
   if (!in_range) return;
-  void* ln_row = ln_out_int8 ? static_cast<void*>(static_cast<int8_t*>(ln_out) + row * C)
-                             : static_cast<void*>(static_cast<__half*>(ln_out) + row * C);
+  void* ln_row = row_out_ptr<LN_FP8>(ln_out, row, C, ln_out_int8);
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
     const int v = k * G + lane_in_group;
-    if (v < nvec) store_normed(raw[k], mean, rstd, ln_gamma, ln_beta, v * kVec, ln_row, ln_out_int8, ln_out_scale);
+    if (v < nvec) {
+      store_normed<LN_FP8>(raw[k], mean, rstd, ln_gamma, ln_beta, v * kVec, ln_row, ln_out_int8, ln_out_scale);
+    }
   }
 }
 
@@ -96,13 +99,18 @@ struct Launch {
   int64_t rows;
   cudaStream_t stream;
 
-  template <int G, int VPT>
-  cudaError_t operator()() const {
-    window_reverse_kernel<G, VPT><<<row_grid<G>(rows), kBlockThreads, 0, stream>>>(
+  template <int G, int VPT, bool LN_FP8>
+  cudaError_t launch() const {
+    window_reverse_kernel<G, VPT, LN_FP8><<<row_grid<G>(rows), kBlockThreads, 0, stream>>>(
         p.y, p.y_int8, p.y_scale, p.bias, p.residual, p.out, p.ln_gamma, p.ln_beta, p.eps, p.ln_out, p.ln_out_int8,
         p.ln_out_scale, p.H, p.W, p.C, p.ws, p.shift, nWh, nWw, rows);
     TRT_SWIN_LAUNCH_CHECK();
     return cudaSuccess;
+  }
+
+  template <int G, int VPT>
+  cudaError_t operator()() const {
+    return p.ln_gamma != nullptr && p.ln_out_fp8 ? launch<G, VPT, true>() : launch<G, VPT, false>();
   }
 };
 
@@ -114,10 +122,11 @@ cudaError_t window_reverse(const WindowReverseParams& p, cudaStream_t stream) {
   if (p.B <= 0 || p.H <= 0 || p.W <= 0 || p.ws <= 0 || p.shift < 0 || p.C <= 0 || p.C % memops::kVec != 0)
     return cudaErrorInvalidValue;
   if (p.ln_gamma != nullptr && (p.ln_beta == nullptr || p.ln_out == nullptr)) return cudaErrorInvalidValue;
-  // Vector access: 16 bytes for fp16 rows and fp32 parameters, 8 bytes for int8 rows.
+  if (p.ln_out_int8 && p.ln_out_fp8) return cudaErrorInvalidValue;
+  // Vector access: 16 bytes for fp16 rows and fp32 parameters, 8 bytes for int8 / fp8 rows.
   if (misaligned(p.y, p.y_int8 ? 8 : 16) || misaligned(p.residual, 16) || misaligned(p.out, 16) ||
       misaligned(p.bias, 16) || misaligned(p.ln_gamma, 16) || misaligned(p.ln_beta, 16) ||
-      misaligned(p.ln_out, p.ln_out_int8 ? 8 : 16))
+      misaligned(p.ln_out, p.ln_out_int8 || p.ln_out_fp8 ? 8 : 16))
     return cudaErrorMisalignedAddress;
   const int nWh = (p.H + p.ws - 1) / p.ws;
   const int nWw = (p.W + p.ws - 1) / p.ws;

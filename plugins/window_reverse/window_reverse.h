@@ -21,8 +21,9 @@ struct WindowReverseParams {
   const float* ln_gamma;    // [C] or nullptr: no LayerNorm output
   const float* ln_beta;     // [C]
   float eps = 1e-5f;
-  void* ln_out;             // [B, H, W, C]: fp16, or int8 when ln_out_int8
-  bool ln_out_int8 = false;
+  void* ln_out;             // [B, H, W, C]: fp16, int8 when ln_out_int8, fp8 e4m3 when ln_out_fp8
+  bool ln_out_int8 = false; // int8: sat(round(LN / ln_out_scale))
+  bool ln_out_fp8 = false;  // fp8 e4m3: sat(LN / ln_out_scale, +-448), round to nearest even; not with ln_out_int8
   float ln_out_scale = 1.f;
   int B, H, W, C, ws, shift;
 };

@@ -60,6 +60,25 @@ def test_fp16_engine_matches_timm(mini, gelu):
     assert bool((out.argmax(1) == ref.argmax(1)).all())
 
 
+@pytest.mark.parametrize("fused_mlp_max_c", [0, 128])
+def test_fused_mlp_path_matches_the_gemm_path(mini, fused_mlp_max_c, monkeypatch):
+    """fmnist-mini's stages with C = 64 and 128 take the fused MLP at batch > 1 (and the GEMMs at batch 1, or with
+    fused_mlp_max_c = 0); both paths give timm's logits."""
+    import trt_swin.plugins.fused_mlp.op as fused_op
+
+    model, info, images, _, ref = mini
+    calls = []
+    real = fused_op.fused_mlp_
+    monkeypatch.setattr(fused_op, "fused_mlp_", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    eng = _engine(model, info, "fp16", fused_mlp_max_c=fused_mlp_max_c)
+    out = eng(images[:4])
+    assert rel_l2(out, ref[:4]) < 5e-3 and bool((out.argmax(1) == ref[:4].argmax(1)).all())
+    assert len(calls) == (4 if fused_mlp_max_c else 0)  # two blocks each at C = 64 and C = 128; none at C = 256
+    calls.clear()
+    eng(images[:1])
+    assert calls == []
+
+
 def _fake_quantized(model, scales, recipe):
     from trt_swin.calibration.calibrators import apply_amax, insert_quantizers
     from trt_swin.quant import compile_plan

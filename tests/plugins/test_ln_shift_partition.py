@@ -1,5 +1,8 @@
 """trt_swin::ln_shift_partition: the FP32 reference against timm's SwinTransformerBlock (CPU), schema / fake / opcheck
-(CPU), and the CUDA kernel against the reference on every real and edge shape (GPU)."""
+(CPU), and the CUDA kernel against the reference on every real and edge shape (GPU).
+
+Also the FP8 E4M3 output rule shared by the row-wise ops (`quantize_fp8`) and its test helpers (`fp8_scale_for`,
+`assert_fp8_close`), which test_window_reverse.py and test_patch_merge.py import from here."""
 from __future__ import annotations
 
 import pytest
@@ -10,10 +13,42 @@ from timm.models.swin_transformer import SwinTransformerBlock
 
 from trt_swin.plugins.epilogue.reference import quantize_int8
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
-from trt_swin.plugins.ln_shift_partition.reference import ln_shift_partition_ref
+from trt_swin.plugins.ln_shift_partition.reference import FP8_E4M3_MAX, ln_shift_partition_ref, quantize_fp8
 
 # One entry per distinct geometry (the S/T and B/L stage shapes coincide), to keep the CPU timm runs short.
 TIMM_SHAPES = list({(s.H, s.W, s.C, s.nH, s.ws, s.ss): s for s in ALL_SHAPES}.values())
+
+
+
+
+def fp8_e4m3_step(v: torch.Tensor) -> torch.Tensor:
+    """Spacing of FP8 E4M3 values around |v| (in FP8 units): 2^(e - 3) in binade [2^e, 2^(e+1)), 2^-9 below 2^-6."""
+    e = torch.floor(torch.log2(v.float().abs().clamp_min(2.0 ** -6)))
+    return torch.exp2(e - 3)
+
+
+def fp8_scale_for(ref: torch.Tensor) -> float:
+    """A per-tensor scale that saturates the largest values of `ref` (so the clamp path is exercised too)."""
+    return max(ref.abs().max().item() / FP8_E4M3_MAX * 0.8, 1e-6)
+
+
+def assert_fp8_close(out: torch.Tensor, ref_q: torch.Tensor, scale: float, min_exact: float = 0.99) -> None:
+    """FP8 outputs, dequantized, equal the reference's quantization or differ by one FP8 step of the value (FP32
+    rounding near a midpoint), at least `min_exact` of them exactly; none is NaN (0x7F poison bytes are NaN)."""
+    assert out.dtype == torch.float8_e4m3fn and out.shape == ref_q.shape, (out.dtype, out.shape, ref_q.shape)
+    got, want = out.float(), ref_q.float()
+    assert not torch.isnan(got).any(), f"{torch.isnan(got).sum().item()} NaN (unwritten?) fp8 values"
+    step = fp8_e4m3_step(torch.maximum(got.abs(), want.abs()))
+    diff = (got * scale - want * scale).abs()
+    # Near zero an FP8 step (2^-9 units) is far below the FP32/FP16 error of the value itself (LN of fp16 inputs:
+    # ~1e-3 of the tensor's range), so the bound also allows that absolute error.
+    atol = 1e-3 * float((want * scale).abs().max())
+    bad = diff > step * scale + atol
+    assert not bad.any(), f"{bad.sum().item()} fp8 values off by more than one step (+{atol:.2e} absolute)"
+    exact = (got == want).float().mean().item()
+    assert exact >= min_exact, f"only {exact:.4f} of fp8 values match exactly"
+    # Rows the reference leaves exactly zero (padding) are exactly zero.
+    assert (got[want == 0] == 0).all()
 
 
 class _CaptureWindows(torch.nn.Module):
@@ -48,37 +83,73 @@ def test_reference_matches_timm_block(s: BlockShape):
     torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize("out_scale", [None, 0.05], ids=["fp16", "int8"])
-def test_fake_kernel_shapes(out_scale):
+@pytest.mark.parametrize(
+    "value, scale, expected",
+    [(1.0625, 1.0, 1.0), (1.1875, 1.0, 1.25), (-1.0625, 1.0, -1.0), (0.53, 0.5, 1.0), (500.0, 1.0, 448.0),
+     (-1000.0, 1.0, -448.0), (460.0, 1.0, 448.0), (2.0 ** -10, 1.0, 0.0), (3 * 2.0 ** -10, 1.0, 2.0 ** -8),
+     (0.3, 1.0, 0.3125)],
+    ids=["tie-even-down", "tie-even-up", "neg-tie", "scaled", "sat-high", "sat-low", "sat-below-next", "sub-tie-zero",
+         "sub-tie-even", "plain"],
+)
+def test_quantize_fp8_rounds_half_even_and_saturates(value, scale, expected):
+    q = quantize_fp8(torch.tensor([value]), scale)
+    assert q.dtype == torch.float8_e4m3fn
+    assert q.float().item() == expected
+
+
+@pytest.mark.parametrize("s", [ALL_SHAPES[0], ALL_SHAPES[-10], ALL_SHAPES[-2]], ids=lambda s: s.id)
+def test_fp8_reference_within_half_step(s: BlockShape):
+    """The CPU op's fp8 output: padded rows exactly 0, saturated values +-448, the others within half an FP8 step of
+    the FP32 reference."""
+    x, gamma, beta = _inputs(s, 1, dtype=torch.float16)
+    ref = ln_shift_partition_ref(x, gamma, beta, 1e-5, s.ws, s.ss)
+    scale = fp8_scale_for(ref)
+    q = ln_shift_partition(x, gamma, beta, 1e-5, s.ws, s.ss, scale, out_fp8=True)
+    assert q.dtype == torch.float8_e4m3fn and q.shape == ref.shape
+    got, want = q.float(), ref / scale
+    sat = want.abs() > FP8_E4M3_MAX
+    assert sat.any() and (got[sat] == FP8_E4M3_MAX * want[sat].sign()).all()
+    err = (got - want).abs()[~sat]
+    assert (err <= fp8_e4m3_step(want[~sat]) / 2 * (1 + 1e-6)).all(), err.max().item()
+    assert (got[ref == 0] == 0).all()
+
+
+@pytest.mark.parametrize("out", ["fp16", "int8", "fp8"])
+def test_fake_kernel_shapes(out):
     x = torch.empty(3, 30, 13, 96, dtype=torch.float16, device="meta")
     p = torch.empty(96, device="meta")
-    out = torch.ops.trt_swin.ln_shift_partition(x, p, p, 1e-5, 7, 3, out_scale)
-    assert out.shape == (3 * 5 * 2 * 49, 96)
-    assert out.dtype == (torch.int8 if out_scale else torch.float16)
+    out_scale = None if out == "fp16" else 0.05
+    result = torch.ops.trt_swin.ln_shift_partition(x, p, p, 1e-5, 7, 3, out_scale, out == "fp8")
+    assert result.shape == (3 * 5 * 2 * 49, 96)
+    assert result.dtype == {"fp16": torch.float16, "int8": torch.int8, "fp8": torch.float8_e4m3fn}[out]
 
 
 def test_opcheck_cpu():
     x, g, b = _inputs(ALL_SHAPES[-10], 2, dtype=torch.float16)  # padded and shifted
     torch.library.opcheck(torch.ops.trt_swin.ln_shift_partition.default, (x, g, b, 1e-5, 7, 3, None))
     torch.library.opcheck(torch.ops.trt_swin.ln_shift_partition.default, (x, g, b, 1e-5, 7, 3, 0.05))
+    torch.library.opcheck(torch.ops.trt_swin.ln_shift_partition.default, (x, g, b, 1e-5, 7, 3, 0.05, True))
 
 
 @pytest.mark.parametrize("bad, match", [("C", "multiple of 8"), ("gamma", r"gamma and beta must be \[C"),
-                                        ("rank", r"\[B, H, W, C\]")])
+                                        ("rank", r"\[B, H, W, C\]"), ("fp8", "out_fp8 needs out_scale")])
 def test_bad_input_raises(bad, match):
     x, g, b = _inputs(ALL_SHAPES[0], 1, dtype=torch.float16)
+    out_fp8 = False
     if bad == "C":
         x, g, b = x[..., :90], g[:90], b[:90]
     elif bad == "gamma":
         g = g[:-8]
-    else:
+    elif bad == "rank":
         x = x[0]
+    else:
+        out_fp8 = True  # without out_scale
     with pytest.raises(RuntimeError, match=match):
-        ln_shift_partition(x, g, b, 1e-5, 7, 3)
+        ln_shift_partition(x, g, b, 1e-5, 7, 3, out_fp8=out_fp8)
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("out", ["fp16", "int8"])
+@pytest.mark.parametrize("out", ["fp16", "int8", "fp8"])
 @pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("s", ALL_SHAPES, ids=lambda s: s.id)
 def test_cuda_matches_reference(s: BlockShape, B: int, out: str):
@@ -86,19 +157,32 @@ def test_cuda_matches_reference(s: BlockShape, B: int, out: str):
     rows = B * nW * s.N
     x, gamma, beta = _inputs(s, B, "cuda", torch.float16, seed=B)
     ref = ln_shift_partition_ref(x, gamma, beta, 1e-5, s.ws, s.ss)
-    scale = int8_scale_for(ref) if out == "int8" else None
+    scale = {"fp16": None, "int8": int8_scale_for, "fp8": fp8_scale_for}[out]
+    scale = scale(ref) if scale else None
     poison = Poison(rows * s.C * (2 if out == "fp16" else 1))
-    got = ln_shift_partition(x, gamma, beta, 1e-5, s.ws, s.ss, scale)
+    got = ln_shift_partition(x, gamma, beta, 1e-5, s.ws, s.ss, scale, out_fp8=out == "fp8")
     torch.cuda.synchronize()
     poison.check(got)
     if out == "fp16":
         assert_fp16_close(got, ref)
-    else:
+    elif out == "int8":
         assert_int8_close(got, quantize_int8(ref, scale))
+    else:
+        assert_fp8_close(got, quantize_fp8(ref, scale), scale)
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("out_scale", [None, 0.05], ids=["fp16", "int8"])
-def test_opcheck_cuda(out_scale):
+@pytest.mark.parametrize("out", ["fp16", "int8", "fp8"])
+def test_opcheck_cuda(out):
     x, g, b = _inputs(ALL_SHAPES[-10], 2, "cuda", torch.float16)
-    torch.library.opcheck(torch.ops.trt_swin.ln_shift_partition.default, (x, g, b, 1e-5, 7, 3, out_scale))
+    out_scale = None if out == "fp16" else 0.05
+    torch.library.opcheck(torch.ops.trt_swin.ln_shift_partition.default,
+                          (x, g, b, 1e-5, 7, 3, out_scale, out == "fp8"))
+
+
+@pytest.mark.gpu
+def test_cuda_op_rejects_fp8_without_scale():
+    """The C++ check (torch.ops directly, past the Python wrapper's own check)."""
+    x, g, b = _inputs(ALL_SHAPES[-10], 1, "cuda", torch.float16)
+    with pytest.raises(RuntimeError, match="out_fp8 needs out_scale"):
+        torch.ops.trt_swin.ln_shift_partition(x, g, b, 1e-5, 7, 3, None, True)

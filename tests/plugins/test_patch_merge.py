@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from shapes import ALL_SHAPES
+from test_ln_shift_partition import assert_fp8_close, fp8_e4m3_step, fp8_scale_for
 from test_ops_common import Poison, assert_fp16_close, assert_int8_close, int8_scale_for
 from timm.models.swin_transformer import PatchMerging
 
 from trt_swin.plugins.epilogue.reference import quantize_int8
 from trt_swin.plugins.patch_merge.op import patch_merge
+from trt_swin.plugins.ln_shift_partition.reference import FP8_E4M3_MAX, quantize_fp8
 from trt_swin.plugins.patch_merge.reference import patch_merge_ref
 
 # Every distinct feature map (H, W, C) of the real and edge shapes that the kernel supports (4C <= 4096), plus odd
@@ -39,19 +41,38 @@ def test_reference_matches_timm_patch_merging(hwc):
     torch.testing.assert_close(patch_merge_ref(x, gamma, beta, pm.norm.eps), expected)
 
 
-@pytest.mark.parametrize("out_scale", [None, 0.05], ids=["fp16", "int8"])
-def test_fake_kernel_shapes(out_scale):
+@pytest.mark.parametrize("hwc", [(56, 56, 96), (15, 13, 96), (5, 7, 96)], ids=["56x56c96", "15x13c96", "5x7c96"])
+def test_fp8_reference_within_half_step(hwc):
+    """The CPU op's fp8 output: saturated values +-448, the others within half an FP8 step of the FP32 reference."""
+    H, W, C = hwc
+    x, gamma, beta = _inputs(H, W, C, 1)
+    x = x.half()
+    ref = patch_merge_ref(x, gamma, beta, 1e-5)
+    scale = fp8_scale_for(ref)
+    q = patch_merge(x, gamma, beta, 1e-5, scale, out_fp8=True)
+    assert q.dtype == torch.float8_e4m3fn and q.shape == ref.shape
+    got, want = q.float(), ref / scale
+    sat = want.abs() > FP8_E4M3_MAX
+    assert sat.any() and (got[sat] == FP8_E4M3_MAX * want[sat].sign()).all()
+    err = (got - want).abs()[~sat]
+    assert (err <= fp8_e4m3_step(want[~sat]) / 2 * (1 + 1e-6)).all(), err.max().item()
+
+
+@pytest.mark.parametrize("out", ["fp16", "int8", "fp8"])
+def test_fake_kernel_shapes(out):
     x = torch.empty(3, 15, 20, 192, dtype=torch.float16, device="meta")
     p = torch.empty(768, device="meta")
-    out = torch.ops.trt_swin.patch_merge(x, p, p, 1e-5, out_scale)
-    assert out.shape == (3, 8, 10, 768)
-    assert out.dtype == (torch.int8 if out_scale else torch.float16)
+    out_scale = None if out == "fp16" else 0.05
+    result = torch.ops.trt_swin.patch_merge(x, p, p, 1e-5, out_scale, out == "fp8")
+    assert result.shape == (3, 8, 10, 768)
+    assert result.dtype == {"fp16": torch.float16, "int8": torch.int8, "fp8": torch.float8_e4m3fn}[out]
 
 
 def test_opcheck_cpu():
     x, g, b = _inputs(15, 13, 96, 2)
     torch.library.opcheck(torch.ops.trt_swin.patch_merge.default, (x.half(), g, b, 1e-5, None))
     torch.library.opcheck(torch.ops.trt_swin.patch_merge.default, (x.half(), g, b, 1e-5, 0.05))
+    torch.library.opcheck(torch.ops.trt_swin.patch_merge.default, (x.half(), g, b, 1e-5, 0.05, True))
 
 
 def test_bad_gamma_raises():
@@ -60,8 +81,14 @@ def test_bad_gamma_raises():
         patch_merge(x.half(), g[:96], b[:96], 1e-5)
 
 
+def test_fp8_without_scale_raises():
+    x, g, b = _inputs(8, 8, 96, 1)
+    with pytest.raises(RuntimeError, match="patch_merge: out_fp8 needs out_scale"):
+        patch_merge(x.half(), g, b, 1e-5, out_fp8=True)
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("out", ["fp16", "int8"])
+@pytest.mark.parametrize("out", ["fp16", "int8", "fp8"])
 @pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("hwc", MAPS, ids=MAP_IDS)
 def test_cuda_matches_reference(hwc, B: int, out: str):
@@ -69,19 +96,31 @@ def test_cuda_matches_reference(hwc, B: int, out: str):
     x, gamma, beta = _inputs(H, W, C, B, "cuda", seed=B)
     x = x.half()
     ref = patch_merge_ref(x, gamma, beta, 1e-5)
-    scale = int8_scale_for(ref) if out == "int8" else None
+    scale = {"fp16": None, "int8": int8_scale_for, "fp8": fp8_scale_for}[out]
+    scale = scale(ref) if scale else None
     poison = Poison(ref.numel() * (2 if out == "fp16" else 1))
-    got = patch_merge(x, gamma, beta, 1e-5, scale)
+    got = patch_merge(x, gamma, beta, 1e-5, scale, out_fp8=out == "fp8")
     torch.cuda.synchronize()
     poison.check(got)
     if out == "fp16":
         assert_fp16_close(got, ref)
-    else:
+    elif out == "int8":
         assert_int8_close(got, quantize_int8(ref, scale))
+    else:
+        assert_fp8_close(got, quantize_fp8(ref, scale), scale)
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("out_scale", [None, 0.05], ids=["fp16", "int8"])
-def test_opcheck_cuda(out_scale):
+@pytest.mark.parametrize("out", ["fp16", "int8", "fp8"])
+def test_opcheck_cuda(out):
     x, g, b = _inputs(15, 13, 96, 2, "cuda")
-    torch.library.opcheck(torch.ops.trt_swin.patch_merge.default, (x.half(), g, b, 1e-5, out_scale))
+    out_scale = None if out == "fp16" else 0.05
+    torch.library.opcheck(torch.ops.trt_swin.patch_merge.default, (x.half(), g, b, 1e-5, out_scale, out == "fp8"))
+
+
+@pytest.mark.gpu
+def test_cuda_op_rejects_fp8_without_scale():
+    """The C++ check (torch.ops directly, past the Python wrapper's own check)."""
+    x, g, b = _inputs(8, 8, 96, 1, "cuda")
+    with pytest.raises(RuntimeError, match="out_fp8 needs out_scale"):
+        torch.ops.trt_swin.patch_merge(x.half(), g, b, 1e-5, None, True)

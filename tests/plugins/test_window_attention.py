@@ -15,6 +15,7 @@ from trt_swin.plugins import ops  # noqa: F401  (registers the schemas)
 from trt_swin.plugins.window_attention.op import window_attention
 from trt_swin.plugins.window_attention.reference import (
     gather_relative_position_bias,
+    quantize_fp8,
     quantize_int8,
     shift_mask,
     window_attention_fp32,
@@ -27,6 +28,10 @@ MODES = {"fp16": (torch.float16, torch.float16), "int8-fp16": (torch.int8, torch
 FP16_REL_L2 = 2e-3          # FP32 reference vs fp16 output: P and O each rounded to fp16 once
 INT8_MAX_LSB = 1            # int8 output: a value next to a rounding boundary may land one step away
 INT8_MISMATCH_FRACTION = 0.02
+# fp8 output: one E4M3 step of the value plus the kernel's own error before quantization (fp16 P and O: at most ~4.4e-4
+# absolute on these O(1) outputs in a CPU emulation of the kernel's rounding; near zero that is many subnormal steps)
+FP8_ATOL = 1e-3
+FP8_MISMATCH_FRACTION = 0.05  # emulation: ~0.6 % of outputs land one step away from the quantized reference
 
 
 @lru_cache(maxsize=None)
@@ -171,6 +176,86 @@ def test_opcheck_cuda(mode: str, cuda_device):
                            scales["v_scale"], out_scale))
 
 
+def _fp8_step(x: torch.Tensor) -> torch.Tensor:
+    """Spacing of float8_e4m3fn values at magnitude |x| (in the quantized domain): 2^(e - 3), subnormals 2^-9."""
+    e = torch.floor(torch.log2(x.abs().clamp_min(2.0 ** -6)))
+    return torch.exp2(e - 3)
+
+
+def _check_fp8_against_reference(out: torch.Tensor, qkv, bias, mask, nH, scale, scales, out_scale):
+    """Dequantized fp8 output vs the FP32 reference saturated to +-448 * out_scale: within one E4M3 step + FP8_ATOL."""
+    assert out.dtype == torch.float8_e4m3fn
+    ref32 = window_attention_fp32(qkv, bias, mask, nH, scale, **scales).cpu()
+    got = out.float().cpu()
+    assert torch.isfinite(got).all(), "non-finite fp8 outputs (unwritten memory or no saturation)"
+    limit = 448 * out_scale
+    err = (got * out_scale - ref32.clamp(-limit, limit)).abs()
+    tol = _fp8_step(ref32.abs() / out_scale) * out_scale + FP8_ATOL
+    worst = (err / tol).max().item()
+    assert worst <= 1, f"fp8 output error {worst:.2f}x the tolerance (one E4M3 step + {FP8_ATOL})"
+    frac = (got != quantize_fp8(ref32, out_scale).float()).float().mean().item()
+    assert frac <= FP8_MISMATCH_FRACTION, f"{frac:.2%} of fp8 outputs differ from the quantized reference"
+
+
+def _fp8_cases():
+    for s in ALL_SHAPES:
+        for B in (1, 3):
+            for in_dtype in ("fp16", "int8"):
+                yield pytest.param(s, B, in_dtype, id=f"{s.id}-b{B}-{in_dtype}-fp8")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape,B,in_name", list(_fp8_cases()))
+def test_kernel_fp8_output_matches_reference(shape: BlockShape, B: int, in_name: str, cuda_device):
+    in_dtype = torch.float16 if in_name == "fp16" else torch.int8
+    qkv, bias, mask, scales = _inputs(shape, B, in_dtype, cuda_device, seed=3)
+    scale = shape.hd ** -0.5
+    out_scale = 1 / 64  # outputs are O(1): they land in E4M3's normal range, well under 448
+    _poison_allocator(qkv.shape[0] * shape.C, torch.int8, cuda_device)  # 0x7F bytes: float8_e4m3fn NaN
+    out = window_attention(qkv, bias, mask, shape.nH, scale, out_scale=out_scale, out_fp8=True, **scales)
+    torch.cuda.synchronize()
+    assert out.shape == (qkv.shape[0], shape.C)
+    _check_fp8_against_reference(out, qkv, bias, mask, shape.nH, scale, scales, out_scale)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", EXTREME_SHAPES, ids=lambda s: s.id)
+def test_fp8_output_saturates(shape: BlockShape, cuda_device):
+    """out_scale 1/1000: most outputs exceed 448 steps and must saturate to +-448, never inf / NaN."""
+    qkv, bias, mask, scales = _inputs(shape, 2, torch.float16, cuda_device, seed=5)
+    out = window_attention(qkv, bias, mask, shape.nH, shape.hd ** -0.5, out_scale=1e-3, out_fp8=True)
+    torch.cuda.synchronize()
+    assert (out.float().abs() == 448).float().mean().item() > 0.1
+    _check_fp8_against_reference(out, qkv, bias, mask, shape.nH, shape.hd ** -0.5, scales, 1e-3)
+
+
+@pytest.mark.gpu
+def test_fp8_without_out_scale_is_a_clear_error(cuda_device):
+    qkv = torch.randn(49 * 2, 3 * 96, device=cuda_device).half()
+    with pytest.raises(RuntimeError, match="out_fp8 requires out_scale"):
+        window_attention(qkv, torch.randn(3, 49, 49, device=cuda_device), None, 3, 0.1, out_fp8=True)
+
+
+LONG_WALK_SHAPES = [s for s in ALL_SHAPES if s.model == "swin_t-224w7" and s.N == 49]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["fp16", "int8-int8", "fp16-fp8"])
+@pytest.mark.parametrize("shape", LONG_WALK_SHAPES, ids=lambda s: s.id)
+def test_long_walks_match_reference(shape: BlockShape, mode: str, cuda_device):
+    """Batch 24: the N = 49 kernel's CTAs walk many units each, across (head, mask window) pairs (table rebuilds)."""
+    in_dtype = torch.int8 if mode.startswith("int8") else torch.float16
+    qkv, bias, mask, scales = _inputs(shape, 24, in_dtype, cuda_device, seed=11)
+    scale = shape.hd ** -0.5
+    out_scale = {"fp16": None, "int8-int8": 1 / 100, "fp16-fp8": 1 / 64}[mode]
+    out = window_attention(qkv, bias, mask, shape.nH, scale, out_scale=out_scale, out_fp8=mode == "fp16-fp8", **scales)
+    torch.cuda.synchronize()
+    if mode == "fp16-fp8":
+        _check_fp8_against_reference(out, qkv, bias, mask, shape.nH, scale, scales, out_scale)
+    else:
+        _check_against_reference(out, qkv, bias, mask, shape.nH, scale, scales, out_scale)
+
+
 BAD_INPUTS = {
     "bias_dtype": (3, lambda d: torch.randn(3, 49, 49, device=d).half(), None, "bias must have dtype"),
     "head_dim": (2, lambda d: torch.randn(2, 49, 49, device=d), None, "head_dim must be 16, 32 or 64"),
@@ -245,17 +330,41 @@ def test_cpu_op_is_the_reference():
     assert out.dtype == torch.int8 and torch.equal(out, ref)
 
 
-@pytest.mark.parametrize("out_scale", [None, 0.02])
-def test_fake_kernel_shapes(out_scale):
+@pytest.mark.parametrize("out_scale,out_fp8,dtype", [(None, False, torch.float16), (0.02, False, torch.int8),
+                                                      (0.02, True, torch.float8_e4m3fn)])
+def test_fake_kernel_shapes(out_scale, out_fp8, dtype):
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     with FakeTensorMode():
         qkv = torch.empty(64 * 49 * 2, 3 * 128, dtype=torch.int8)
         bias = torch.empty(4, 49, 49)
         mask = torch.empty(64, 49, 49)
-        out = torch.ops.trt_swin.window_attention(qkv, bias, mask, 4, 0.17, 1.0, 1.0, 1.0, out_scale)
+        out = torch.ops.trt_swin.window_attention(qkv, bias, mask, 4, 0.17, 1.0, 1.0, 1.0, out_scale, out_fp8)
     assert out.shape == (64 * 49 * 2, 128)
-    assert out.dtype == (torch.float16 if out_scale is None else torch.int8)
+    assert out.dtype == dtype
+
+
+def test_cpu_op_fp8_is_the_reference():
+    s = next(x for x in ALL_SHAPES if x.id == "edge-s1-8x8w4-shift-h3")
+    qkv, bias, mask, _ = _inputs(s, 3, torch.float16, "cpu")
+    out = torch.ops.trt_swin.window_attention(qkv, bias, mask, s.nH, 0.25, 1.0, 1.0, 1.0, 1 / 64, True)
+    ref32 = window_attention_fp32(qkv, bias, mask, s.nH, 0.25)
+    assert out.dtype == torch.float8_e4m3fn
+    assert torch.equal(out.view(torch.uint8), (ref32 * 64).clamp(-448, 448).to(torch.float8_e4m3fn).view(torch.uint8))
+
+
+def test_fp8_rounding_is_half_even_and_saturating():
+    # E4M3 around 1: step 1/8; 1 + 1/16 is a tie -> 1 (even mantissa), 1 + 3/16 -> 1.25; 17 (step 2) ties to 16
+    x = torch.tensor([1.0625, 1.1875, -1.0625, 17.0, 19.0, 500.0, -1e6, 448.0, 2.0 ** -10])
+    got = quantize_fp8(x, 1.0).float().tolist()
+    assert got == [1.0, 1.25, -1.0, 16.0, 20.0, 448.0, -448.0, 448.0, 0.0]
+    assert quantize_fp8(torch.tensor([3.0]), 0.5).float().item() == 6.0
+
+
+def test_fp8_without_out_scale_is_rejected_on_cpu():
+    qkv = torch.randn(49 * 2, 3 * 96).half()
+    with pytest.raises(ValueError, match="out_fp8 requires out_scale"):
+        torch.ops.trt_swin.window_attention(qkv, torch.randn(3, 49, 49), None, 3, 0.1, 1.0, 1.0, 1.0, None, True)
 
 
 def test_opcheck_cpu():

@@ -31,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", help=f"preset / timm name / checkpoint (repeatable; default: {', '.join(DEFAULT_MODELS)})")
     p.add_argument("--engine", action="append", default=[], help="engine file to time (repeatable; for the first --model)")
     p.add_argument("--build", default="", help="comma list of native engine precisions to build in-process: fp16,int8,fp8")
-    p.add_argument("--gelu", choices=("erf", "tanh"), default="erf", help="FC1 GELU flavour of engines built with --build")
+    p.add_argument("--gelu", choices=("erf", "tanh"), default="tanh", help="FC1 GELU flavour of engines built with --build")
+    p.add_argument("--fused-mlp-max-c", type=int, default=128, metavar="C",
+                   help="engines built with --build: blocks with C <= this run a fused FP16 MLP kernel (0: never)")
     p.add_argument("--backends", default=",".join(BASELINES), help=f"comma list of baselines ({', '.join(BASELINES)}) or 'none'")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 128])
     p.add_argument("--iters", type=int, default=100)
@@ -96,7 +98,7 @@ def _engines_for(model, info, args, precisions: list[str]):
             imgs = torch.randn((16, info.in_chans, info.img_size, info.img_size), generator=g)
             scales = calibrate_max(model.float().cpu(), imgs, prec)
         cfg = BuildConfig(precision=prec, max_batch=max(args.batch_sizes), recipe=prec if prec != "fp16" else None,
-                          gelu=args.gelu)
+                          gelu=args.gelu, fused_mlp_max_c=args.fused_mlp_max_c)
         plan, tensors, build = build_native_engine(model.float().cpu(), cfg, scales, model_info=info.to_dict(),
                                                    device=torch.device("cuda"))
         out[f"native-{prec}"] = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=args.batch_sizes)

@@ -1,0 +1,145 @@
+"""`python -m trt_swin.plugins.fused_mlp.bench --json OUT.json`: the fused MLP half vs the unfused path it replaces.
+
+Per (model, stage, batch), M = batch * H * W tokens of width C, Hd = 4C:
+  fused      fused_mlp_ (LayerNorm + FC1 + GELU-tanh + FC2 + residual, hidden kept on chip), default tile variant
+  fused_alt  the same with $TRT_SWIN_MLP_VARIANT=1 (the alternative tile shape; equal to fused where C has none)
+  unfused    torch LayerNorm + trt_swin gemm(h, w1, b1, act="gelu_tanh") + gemm(hidden, w2, b2, residual=x)
+  torch      torch LayerNorm + F.linear + F.gelu(tanh) + F.linear + x (eager)
+Median times (CUDA events through triton.testing.do_bench), achieved TFLOP/s (4 M C Hd flops), and the bytes floor:
+x read and written once plus the weights once, at a device-to-device copy bandwidth measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from trt_swin.plugins.fused_mlp.op import fused_mlp_
+
+try:
+    from trt_swin.plugins.gemm.op import gemm
+except ImportError:  # a checkout without the gemm op: the unfused column is left out
+    gemm = None
+
+# (model, stage) -> (C, H = W) at 224 input
+CASES = {("swin_t", 1): (96, 56), ("swin_t", 2): (192, 28), ("swin_b", 1): (128, 56), ("swin_b", 2): (256, 28)}
+ROTATE_BYTES = 256 << 20  # rotate among copies of x until this many bytes, so large cases are not timed from L2
+EPS = 1e-5
+
+
+def _time_ms(fn) -> float:
+    from triton.testing import do_bench
+
+    return float(do_bench(fn, warmup=25, rep=150, return_mode="median"))
+
+
+def copy_bandwidth_gbs(nbytes: int = 1 << 30) -> float:
+    """Device-to-device copy bandwidth, counting bytes read plus bytes written."""
+    src = torch.empty(nbytes // 2, dtype=torch.float16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    ms = _time_ms(lambda: dst.copy_(src))
+    return 2 * nbytes / ms / 1e6
+
+
+def _rotating(fn, sets):
+    state = {"i": 0}
+
+    def call():
+        args = sets[state["i"] % len(sets)]
+        state["i"] += 1
+        return fn(*args)
+
+    return call
+
+
+def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
+    C, res = CASES[(model, stage)]
+    Hd = 4 * C
+    M = batch * res * res
+    dev = "cuda"
+    gamma, beta = 1 + 0.1 * torch.randn(C, device=dev), 0.1 * torch.randn(C, device=dev)
+    w1 = (torch.randn(Hd, C, device=dev) * C ** -0.5).half()
+    b1 = 0.1 * torch.randn(Hd, device=dev)
+    # fc2 scaled down: the in-place op is timed over thousands of calls on the same x, which must stay in fp16 range.
+    w2 = (torch.randn(C, Hd, device=dev) * 0.01 * Hd ** -0.5).half()
+    b2 = 0.001 * torch.randn(C, device=dev)
+    gamma16, beta16, b1h, b2h = gamma.half(), beta.half(), b1.half(), b2.half()
+    x_bytes = M * C * 2
+    n_sets = max(1, min(32, math.ceil(ROTATE_BYTES / x_bytes)))
+    xs = [torch.randn(M, C, device=dev).half() for _ in range(n_sets)]
+
+    def fused(x):
+        fused_mlp_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh")
+
+    def unfused(x):
+        h = F.layer_norm(x, (C,), gamma16, beta16, EPS)
+        hidden = gemm(h, w1, b1h, None, "gelu_tanh")
+        return gemm(hidden, w2, b2h, x, "none")
+
+    def eager(x):
+        h = F.layer_norm(x, (C,), gamma16, beta16, EPS)
+        return F.linear(F.gelu(F.linear(h, w1, b1h), approximate="tanh"), w2, b2h) + x
+
+    # Sanity: the fused op and the unfused path compute the same increment (both gelu_tanh, fp16 hidden).
+    x0 = xs[0].clone()
+    ref_inc = (unfused if gemm is not None else eager)(x0).double() - x0.double()
+    xf = x0.clone()
+    fused(xf)
+    inc_err = ((xf.double() - x0.double() - ref_inc).norm() / ref_inc.norm()).item()
+
+    sets = [(x,) for x in xs]
+    r = dict(model=model, stage=stage, batch=batch, M=M, C=C, Hd=Hd, inc_rel_l2_vs_unfused=inc_err)
+    r["fused_ms"] = _time_ms(_rotating(fused, sets))
+    os.environ["TRT_SWIN_MLP_VARIANT"] = "1"
+    try:
+        r["fused_alt_ms"] = _time_ms(_rotating(fused, sets))
+    finally:
+        del os.environ["TRT_SWIN_MLP_VARIANT"]
+    r["unfused_ms"] = _time_ms(_rotating(unfused, sets)) if gemm is not None else float("nan")
+    r["torch_ms"] = _time_ms(_rotating(eager, sets))
+    flops = 4 * M * C * Hd
+    best = min(r["fused_ms"], r["fused_alt_ms"])
+    r["fused_tflops"] = flops / r["fused_ms"] / 1e9
+    r["fused_alt_tflops"] = flops / r["fused_alt_ms"] / 1e9
+    r["unfused_tflops"] = flops / r["unfused_ms"] / 1e9
+    fused_bytes = 2 * x_bytes + 2 * C * Hd * 2
+    r["bytes_floor_ms"] = fused_bytes / copy_gbs / 1e6
+    r["fused_gbs"] = fused_bytes / best / 1e6
+    r["speedup_vs_unfused"] = r["unfused_ms"] / best
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batches", default="1,32,128", help="comma list (default: %(default)s)")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("error: CUDA is not available", file=sys.stderr)
+        return 2
+    torch.manual_seed(0)
+    copy_gbs = copy_bandwidth_gbs()
+    rows = [bench_case(m, s, b, copy_gbs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
+    out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    print(f"\nfused_mlp on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
+    print("| model | stage | batch | M | C | fused ms (TFLOP/s) | alt ms (TFLOP/s) | unfused gemm ms (TFLOP/s) | "
+          "torch ms | bytes floor ms | speedup | inc err |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['stage']} | {r['batch']} | {r['M']} | {r['C']} | {r['fused_ms']:.4f} "
+              f"({r['fused_tflops']:.0f}) | {r['fused_alt_ms']:.4f} ({r['fused_alt_tflops']:.0f}) | "
+              f"{r['unfused_ms']:.4f} ({r['unfused_tflops']:.0f}) | {r['torch_ms']:.4f} | {r['bytes_floor_ms']:.4f} | "
+              f"{r['speedup_vs_unfused']:.2f}x | {r['inc_rel_l2_vs_unfused']:.1e} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Plain-PyTorch reference of `trt_swin::fused_mlp_`: the test oracle and the op's CPU kernel.
+
+    x[m, :] += fc2(act(fc1(LayerNorm(x[m, :]))))
+
+FP32 math with the kernel's two intermediate roundings to float16: the LayerNorm output (FC1's operand) and the
+hidden after the activation (what an FP16 engine stores between FC1 and FC2). FC2's sum + b2 + x stays FP32 until
+the single final rounding.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+ACTS = ("gelu_erf", "gelu_tanh")
+MAX_C = 384
+
+
+def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor,
+                 w2: torch.Tensor, b2: torch.Tensor, act: str) -> None:
+    """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks)."""
+    if x.dim() != 2:
+        raise ValueError(f"fused_mlp_: x must be [M, C], got shape {tuple(x.shape)}")
+    C = x.shape[1]
+    if C % 32 or not 32 <= C <= MAX_C:
+        raise ValueError(f"fused_mlp_: C must be a multiple of 32 in [32, {MAX_C}], got C={C}")
+    if w1.dim() != 2 or w1.shape[1] != C:
+        raise ValueError(f"fused_mlp_: w1 must be [Hd, C={C}], got shape {tuple(w1.shape)}")
+    Hd = w1.shape[0]
+    if Hd % 64 or Hd == 0:
+        raise ValueError(f"fused_mlp_: Hd must be a positive multiple of 64, got Hd={Hd}")
+    if tuple(w2.shape) != (C, Hd):
+        raise ValueError(f"fused_mlp_: w2 must be [C={C}, Hd={Hd}], got shape {tuple(w2.shape)}")
+    for name, t, n in (("gamma", gamma, C), ("beta", beta, C), ("b1", b1, Hd), ("b2", b2, C)):
+        if tuple(t.shape) != (n,):
+            raise ValueError(f"fused_mlp_: {name} must be [{n}], got shape {tuple(t.shape)}")
+    if x.dtype != torch.float16 or w1.dtype != torch.float16 or w2.dtype != torch.float16:
+        raise ValueError(f"fused_mlp_: x, w1 and w2 must be float16, got {x.dtype}, {w1.dtype}, {w2.dtype}")
+    for name, t in (("gamma", gamma), ("beta", beta), ("b1", b1), ("b2", b2)):
+        if t.dtype != torch.float32:
+            raise ValueError(f"fused_mlp_: {name} must be float32, got {t.dtype}")
+    if act not in ACTS:
+        raise ValueError(f"fused_mlp_: act must be 'gelu_erf' or 'gelu_tanh', got {act!r}")
+    devices = {t.device for t in (x, gamma, beta, w1, b1, w2, b2)}
+    if len(devices) != 1:
+        raise ValueError(f"fused_mlp_: all tensors must be on one device, got {sorted(str(d) for d in devices)}")
+
+
+def fused_mlp_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w1: torch.Tensor,
+                  b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, act: str,
+                  round_to_fp16: bool = True) -> torch.Tensor:
+    """The op's result, out of place, in FP32.
+
+    Args:
+        x: [M, C] residual stream (any float dtype; read as FP32).
+        gamma, beta: [C] LayerNorm (norm2) parameters; eps its epsilon.
+        w1: [Hd, C], b1: [Hd] fc1 (nn.Linear layout); w2: [C, Hd], b2: [C] fc2.
+        act: "gelu_erf" (torch.nn.GELU()) or "gelu_tanh" (nn.GELU(approximate="tanh")).
+        round_to_fp16: round the LayerNorm output and the activated hidden to float16, as the kernel does; False
+            gives the plain FP32 module math.
+
+    Returns:
+        [M, C] float32: x + fc2(act(fc1(LayerNorm(x)))), before the final rounding to float16.
+    """
+    xf = x.float()
+    h = F.layer_norm(xf, (xf.shape[-1],), gamma.float(), beta.float(), eps)
+    if round_to_fp16:
+        h = h.half().float()
+    h = F.gelu(F.linear(h, w1.float(), b1.float()), approximate="tanh" if act == "gelu_tanh" else "none")
+    if round_to_fp16:
+        h = h.half().float()
+    return xf + F.linear(h, w2.float(), b2.float())

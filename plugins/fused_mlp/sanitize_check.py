@@ -1,0 +1,41 @@
+"""Small driver for compute-sanitizer (memcheck / racecheck): runs the op on a few small shapes (ragged last tile,
+both tile variants, both activations) and checks each against the reference, exiting non-zero on a mismatch.
+
+    compute-sanitizer --tool memcheck python -m trt_swin.plugins.fused_mlp.sanitize_check
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from trt_swin.plugins.fused_mlp.op import fused_mlp_
+from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
+
+# (M, C, Hd, variant): the 128-row register-resident tile, the wide-C (WN 2) tile, the 4-warp tile; ragged M
+CASES = [(130, 96, 384, 0), (70, 384, 1536, 0), (33, 192, 768, 0), (33, 192, 768, 1)]
+
+
+def main() -> int:
+    torch.manual_seed(0)
+    bad = 0
+    for M, C, Hd, variant in CASES:
+        os.environ["TRT_SWIN_MLP_VARIANT"] = str(variant)
+        for act in ("gelu_erf", "gelu_tanh"):
+            x = (torch.randn(M, C, device="cuda") * 2).half()
+            gamma, beta = 1 + 0.1 * torch.randn(C, device="cuda"), 0.1 * torch.randn(C, device="cuda")
+            w1, b1 = (torch.randn(Hd, C, device="cuda") * C ** -0.5).half(), 0.1 * torch.randn(Hd, device="cuda")
+            w2, b2 = (torch.randn(C, Hd, device="cuda") * Hd ** -0.5).half(), 0.1 * torch.randn(C, device="cuda")
+            ref = fused_mlp_ref(x, gamma, beta, 1e-5, w1, b1, w2, b2, act)
+            out = fused_mlp_(x, gamma, beta, 1e-5, w1, b1, w2, b2, act)
+            err = ((out.float() - ref).norm() / ref.norm()).item()
+            ok = err < 1e-3 and bool(torch.isfinite(out).all())
+            bad += not ok
+            print(f"M={M} C={C} Hd={Hd} variant={variant} {act}: rel L2 {err:.2e} {'ok' if ok else 'MISMATCH'}")
+    torch.cuda.synchronize()
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""trt_swin::fused_mlp_ (LayerNorm + FC1 + GELU + FC2 + residual, in place) against its FP32 reference.
+
+CPU: the reference against timm's modules (nn.LayerNorm, nn.Linear, nn.GELU), the CPU kernel, fake kernel, schema,
+error messages. GPU: the kernel over the real models' MLP shapes with C <= 384 (tests/shapes.py, batch 1) and edge
+shapes (M = 1, odd M, ragged last tile, every supported C, Hd != 4C), both activations and both tile variants. Bound:
+relative L2 of the output <= 1e-3 and of the MLP's increment (out - x) <= 5e-3 (FP16 hidden and output roundings);
+every row updated, finite; memory around x untouched.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from shapes import BLOCK_SHAPES
+from test_ops_common import POISON_BYTE, rel_l2
+
+from trt_swin.plugins.fused_mlp.op import fused_mlp_
+from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
+
+ACTS = ["gelu_erf", "gelu_tanh"]
+EPS = 1e-5
+
+# The real models' (tokens per image, C) with C <= 384: Swin stages 1-2 (and stage 3 of T/S), 224 and 384 inputs.
+_REAL = sorted({(s.H * s.W, s.C) for s in BLOCK_SHAPES if s.C <= 384})
+REAL_SHAPES = [pytest.param(m, c, 4 * c, id=f"M{m}-C{c}") for m, c in _REAL]
+# M = 1, odd M, M not a multiple of either tile height (64, 128), every supported C, Hd != 4C.
+EDGE_SHAPES = [pytest.param(m, c, hd, id=f"M{m}-C{c}-Hd{hd}") for m, c, hd in [
+    (1, 96, 384), (1, 384, 1536), (7, 32, 64), (7, 32, 128), (63, 64, 256), (129, 96, 384), (127, 128, 512),
+    (65, 160, 640), (333, 224, 896), (100, 288, 1152), (77, 320, 1280), (45, 352, 1408), (191, 256, 1024),
+    (300, 96, 192), (300, 192, 1536), (1000, 128, 64)]]
+
+
+def _inputs(M: int, C: int, Hd: int, device, seed: int = 0):
+    """Random block-like inputs: x with an offset and scale (LayerNorm has work to do), unit-variance FC outputs."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    x = (torch.randn(M, C, generator=g) * 2 + 0.5).half()
+    gamma = 1 + 0.2 * torch.randn(C, generator=g)
+    beta = 0.2 * torch.randn(C, generator=g)
+    w1 = (torch.randn(Hd, C, generator=g) * C ** -0.5).half()
+    b1 = 0.2 * torch.randn(Hd, generator=g)
+    w2 = (torch.randn(C, Hd, generator=g) * Hd ** -0.5).half()
+    b2 = 0.2 * torch.randn(C, generator=g)
+    return [t.to(device) for t in (x, gamma, beta, w1, b1, w2, b2)]
+
+
+# ---- CPU: reference, CPU kernel, fake kernel, schema, errors ----------------------------------------------------
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("C,Hd", [(96, 384), (192, 768)])
+def test_reference_is_the_timm_mlp_half(C, Hd, act):
+    """Without its fp16 roundings the reference is x + Mlp(norm2(x)) of timm's modules, in FP32."""
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(37, C, Hd, "cpu")
+    norm = torch.nn.LayerNorm(C, eps=EPS)
+    fc1, fc2 = torch.nn.Linear(C, Hd), torch.nn.Linear(Hd, C)
+    with torch.no_grad():
+        norm.weight.copy_(gamma), norm.bias.copy_(beta)
+        fc1.weight.copy_(w1.float()), fc1.bias.copy_(b1)
+        fc2.weight.copy_(w2.float()), fc2.bias.copy_(b2)
+        gelu = torch.nn.GELU(approximate="tanh" if act == "gelu_tanh" else "none")
+        expected = x.float() + fc2(gelu(fc1(norm(x.float()))))
+    exact = fused_mlp_ref(x, gamma, beta, EPS, w1, b1, w2, b2, act, round_to_fp16=False)
+    torch.testing.assert_close(exact, expected, rtol=1e-5, atol=1e-5)
+    rounded = fused_mlp_ref(x, gamma, beta, EPS, w1, b1, w2, b2, act)
+    err = rel_l2(rounded - x.float(), expected - x.float())
+    assert 0 < err < 3e-3, f"fp16 roundings moved the MLP increment by {err:.2e} (relative L2)"
+
+
+def test_gelu_variants_differ():
+    """The two activations are really different functions (the tests of each would not catch a swap otherwise)."""
+    args = _inputs(16, 32, 64, "cpu")
+    erf = fused_mlp_ref(*args[:3], EPS, *args[3:], "gelu_erf")
+    tanh = fused_mlp_ref(*args[:3], EPS, *args[3:], "gelu_tanh")
+    assert not torch.equal(erf, tanh)
+
+
+def test_cpu_kernel_updates_x_in_place():
+    x, *params = _inputs(9, 64, 256, "cpu")
+    x0 = x.clone()
+    out = fused_mlp_(x, params[0], params[1], EPS, *params[2:], "gelu_erf")
+    assert out is x
+    assert torch.equal(x, fused_mlp_ref(x0, params[0], params[1], EPS, *params[2:], "gelu_erf").half())
+
+
+def test_fake_kernel_returns_x():
+    with torch.device("meta"):
+        x, *params = _inputs(5, 96, 384, "meta")
+        assert fused_mlp_(x, params[0], params[1], EPS, *params[2:], "gelu_tanh") is x
+
+
+def test_opcheck_schema_and_fake():
+    # The aot_dispatch checks are left out: torch.compile cannot functionalize a custom op that returns an alias
+    # (Tensor(a!)) of its input.
+    x, *params = _inputs(4, 32, 64, "cpu")
+    torch.library.opcheck(torch.ops.trt_swin.fused_mlp_.default, (x, params[0], params[1], EPS, *params[2:], "gelu_erf"),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+def _bad(**over):
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(4, 64, 128, "cpu")
+    args = dict(x=x, gamma=gamma, beta=beta, eps=EPS, w1=w1, b1=b1, w2=w2, b2=b2, act="gelu_erf")
+    args.update(over)
+    return args
+
+
+@pytest.mark.parametrize("args,match", [
+    (_bad(x=torch.zeros(4, 64, 1).half()), r"x must be \[M, C\]"),
+    (_bad(x=torch.zeros(4, 48).half()), "multiple of 32 in"),
+    (_bad(x=torch.zeros(4, 416).half()), "multiple of 32 in"),
+    (_bad(w1=torch.zeros(128, 32).half()), r"w1 must be \[Hd, C=64\]"),
+    (_bad(w1=torch.zeros(96, 64).half()), "Hd must be a positive multiple of 64"),
+    (_bad(w2=torch.zeros(128, 64).half()), r"w2 must be \[C=64, Hd=128\]"),
+    (_bad(gamma=torch.zeros(32)), r"gamma must be \[64\]"),
+    (_bad(b1=torch.zeros(64)), r"b1 must be \[128\]"),
+    (_bad(x=torch.zeros(4, 64)), "x, w1 and w2 must be float16"),
+    (_bad(w2=torch.zeros(64, 128)), "x, w1 and w2 must be float16"),
+    (_bad(b2=torch.zeros(64).half()), "b2 must be float32"),
+    (_bad(act="relu"), "act must be 'gelu_erf' or 'gelu_tanh'"),
+    (_bad(gamma=torch.zeros(64, device="meta")), "all tensors must be on one device"),
+], ids=["x-rank", "C-48", "C-416", "w1-C", "Hd-96", "w2-shape", "gamma-shape", "b1-shape", "x-fp32", "w2-fp32",
+        "b2-fp16", "act", "device-mix"])
+def test_bad_inputs(args, match):
+    with pytest.raises(RuntimeError, match=match):
+        fused_mlp_(**args)
+
+
+# ---- GPU: the kernel against the reference --------------------------------------------------------------------------
+
+GUARD = 4096  # fp16 elements of poisoned memory on each side of x
+
+
+def _run_guarded(M, C, Hd, act, seed=0):
+    """Runs the op on an x that sits between two poisoned guard regions; returns (out, reference, guards intact)."""
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(M, C, Hd, "cuda", seed)
+    buf = torch.full((2 * (2 * GUARD + M * C),), POISON_BYTE, dtype=torch.uint8, device="cuda").view(torch.float16)
+    xg = buf[GUARD:GUARD + M * C].view(M, C)
+    xg.copy_(x)
+    ref = fused_mlp_ref(x, gamma, beta, EPS, w1, b1, w2, b2, act)  # FP32 on the GPU (TF32 is off by default)
+    out = fused_mlp_(xg, gamma, beta, EPS, w1, b1, w2, b2, act)
+    torch.cuda.synchronize()
+    assert out.data_ptr() == xg.data_ptr()
+    guards = torch.cat([buf[:GUARD], buf[GUARD + M * C:]]).view(torch.uint8)
+    return x, out, ref, bool((guards == POISON_BYTE).all())
+
+
+def _assert_close(x0, out, ref):
+    assert torch.isfinite(out).all(), f"{(~torch.isfinite(out)).sum().item()} non-finite outputs"
+    err = rel_l2(out, ref)
+    assert err <= 1e-3, f"relative L2 error of x {err:.2e} > 1e-3"
+    # Per row and over the increment too: a row left un-updated would hide in the total since x dominates it.
+    inc, ref_inc = out.double() - x0.double(), ref.double() - x0.double()
+    err_inc = rel_l2(inc, ref_inc)
+    assert err_inc <= 5e-3, f"relative L2 error of the MLP increment {err_inc:.2e} > 5e-3"
+    row_err = (inc - ref_inc).norm(dim=1) / ref_inc.norm(dim=1).clamp_min(1e-6)
+    assert row_err.max().item() <= 3e-2, f"row {row_err.argmax().item()} off by {row_err.max().item():.2e}"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("M,C,Hd", REAL_SHAPES + EDGE_SHAPES)
+def test_fused_mlp_matches_reference(M, C, Hd, act):
+    x0, out, ref, guards_ok = _run_guarded(M, C, Hd, act)
+    _assert_close(x0, out, ref)
+    assert guards_ok, "the op wrote outside x"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("C", [96, 128, 192, 256])
+def test_alternative_tile_variant(monkeypatch, C, act):
+    """The tile shape the $TRT_SWIN_MLP_VARIANT sweep knob selects computes the same function."""
+    monkeypatch.setenv("TRT_SWIN_MLP_VARIANT", "1")
+    x0, out, ref, guards_ok = _run_guarded(1001, C, 4 * C, act, seed=1)
+    _assert_close(x0, out, ref)
+    assert guards_ok, "the op wrote outside x"
+
+
+@pytest.mark.gpu
+def test_empty_x():
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(0, 96, 384, "cuda")
+    assert fused_mlp_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf").shape == (0, 96)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replay():
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(500, 96, 384, "cuda")
+    x0 = x.clone()
+    fused_mlp_(x.clone(), gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh")  # warm-up outside capture
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fused_mlp_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh")
+    x.copy_(x0)
+    g.replay()
+    torch.cuda.synchronize()
+    _assert_close(x0, x, fused_mlp_ref(x0, gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case,match", [
+    ("cpu-gamma", "all tensors must be on one device"),
+    ("x-strided", "x must be contiguous"),
+    ("x-misaligned", "16-byte aligned"),
+    ("cpp-Hd", "Hd must be a positive multiple of 64"),
+])
+def test_cuda_bad_inputs(case, match):
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(8, 96, 384, "cuda")
+    if case == "cpp-Hd":  # past the Python wrapper: the C++ op's own check
+        with pytest.raises(RuntimeError, match=match):
+            torch.ops.trt_swin.fused_mlp_(x, gamma, beta, EPS, w1[:96], b1[:96], w2[:, :96].contiguous(), b2, "gelu_erf")
+        return
+    if case == "cpu-gamma":
+        gamma = gamma.cpu()
+    elif case == "x-strided":
+        x = torch.zeros(8, 192, device="cuda").half()[:, ::2]
+    else:
+        x = torch.zeros(8 * 96 + 1, device="cuda").half()[1:].view(8, 96)
+    with pytest.raises(RuntimeError, match=match):
+        fused_mlp_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf")

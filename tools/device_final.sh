@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The session's final GPU call, everything in one machine start (carry .devlib, .whl, .data):
+#   TRT_SWIN_PREBUILT=1 bash tools/device_final.sh
+# In the background while the correctness steps run (they time nothing): train fmnist-swin-t, PTQ int8 / fp8.
+# Foreground: GPU tests of all ops and the engine, fmnist-mini engine accuracy; then, alone on the GPU: fmnist-swin-t
+# engine accuracy, Swin-T bench (all batch sizes), Swin-B / Swin-L / Swin-B 384 benches.
+# All of it does NOT fit one 600 s call (measured: the GPU tests alone took over 200 s next to the training): pick
+# steps with FINAL_STEPS (default "tests mini swint bench_t bench_bl"), e.g. "tests mini" in one call and
+# "swint bench_t bench_bl" in the next, and never pipe the call through `tail` (a killed pipeline returns nothing).
+set -u
+STEPS=${FINAL_STEPS:-tests mini swint bench_t bench_bl}
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+OUT=${OUT:-/tmp/trt_swin_final}; mkdir -p "$OUT" engines runs
+export PYTHONUNBUFFERED=1
+source tools/device_setup.sh
+python3 -c "import pulp" 2>/dev/null || { mkdir -p /tmp/site/pulp &&  # see tools/device_accuracy_swint.sh
+  printf 'def __getattr__(name):\n    if name.startswith("__"):\n        raise AttributeError(name)\n    return type(name, (), {})\n' > /tmp/site/pulp/__init__.py; }
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+export TRT_SWIN_DATA=$PWD/.data/fashion-mnist
+D=$TRT_SWIN_DATA
+T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s]"; }
+clean() { tr '\r' '\n' | grep -v -E '%\||^\s*$|it/s\]' ; }
+
+M=runs/fmnist-swin-t.safetensors
+BG=
+has swint && (
+  python3 -m trt_swin train --preset fmnist-swin-t --data "$D" -o $M --json "$OUT/train_swint.json" > "$OUT/bg_train.txt" 2>&1
+  for r in "int8 percentile 99.99" "fp8 max"; do
+    set -- $r
+    python3 -m trt_swin quantize --model $M --recipe $1 --calibrator $2 ${3:+--percentile $3} --data "$D" --device cuda \
+      --batch-size 500 --calib-images 512 --quiet --output-dir runs/q/$1 --json "$OUT/q_swint_$1.json" >> "$OUT/bg_train.txt" 2>&1
+  done
+) &
+has swint && BG=$!
+
+if has tests; then
+echo "$(el) == GPU tests (ops + engine)"
+timeout ${FINAL_TESTS_S:-300} python3 -m pytest -q -m gpu -p no:cacheprovider tests/plugins tests/engines/test_native_gpu.py \
+  > "$OUT/gpu_tests.txt" 2>&1
+grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/gpu_tests.txt" | head -30 | cut -c1-400
+fi
+
+if has mini; then
+echo "$(el) == fmnist-mini engines: accuracy (FP16 / INT8 / FP8 builder-calibrated on 256 training images)"
+for prec in fp16 int8 fp8; do
+  extra=""; [ "$prec" != fp16 ] && extra="--calib-images 256"
+  timeout 90 python3 -m trt_swin.build_engine --model fmnist-mini --precision $prec $extra --max-batch 256 \
+    -o engines/mini-$prec.engine > "$OUT/build_mini_$prec.txt" 2>&1 || { echo "build $prec failed"; tail -3 "$OUT/build_mini_$prec.txt"; }
+done
+timeout 100 python3 -m trt_swin.eval --model fmnist-mini --data "$D" --batch-size 256 \
+  $(for f in engines/mini-*.engine; do echo --engine $f; done) --json "$OUT/mini_accuracy.json" 2>&1 | clean | tail -6
+fi
+
+if has swint; then
+echo "$(el) == waiting for fmnist-swin-t training + PTQ"
+wait $BG; grep -E "wrote|top-1|error" "$OUT/bg_train.txt" | clean | tail -6
+echo "$(el) == fmnist-swin-t engines: accuracy"
+timeout 60 python3 -m trt_swin.build_engine --model $M --precision fp16 --max-batch 256 -o engines/swint-fp16.engine > "$OUT/build_swint.txt" 2>&1
+for p in int8 fp8; do
+  ck=$(ls runs/q/$p/*.pth 2>/dev/null | head -1)
+  [ -n "$ck" ] && timeout 60 python3 -m trt_swin.build_engine --quantized "$ck" --precision $p --max-batch 256 \
+    -o engines/swint-$p.engine >> "$OUT/build_swint.txt" 2>&1
+done
+timeout 120 python3 -m trt_swin.eval --model $M --data "$D" --batch-size 256 \
+  $(for f in engines/swint-*.engine; do echo --engine $f; done) --json "$OUT/swint_accuracy.json" 2>&1 | clean | tail -6
+fi
+
+has bench_t && echo "$(el) == Swin-T bench" && timeout 150 python3 -m trt_swin.bench --model swin_tiny_patch4_window7_224 --backends eager-fp16,eager-fp16-graph \
+  --build fp16,int8,fp8 --batch-sizes 1 8 32 128 --iters 50 --warmup 10 --json "$OUT/bench_swint.json" \
+  --md "$OUT/bench_swint.md" --plot "$OUT/bench_swint.png" 2>&1 | grep "^|" | tail -22
+has bench_bl && echo "$(el) == Swin-B / Swin-L / Swin-B 384 bench" && timeout $(( 590 - ($(date +%s) - T0) )) python3 -m trt_swin.bench --model swin_base_patch4_window7_224 \
+  --model swin_large_patch4_window7_224 --model swin_base_patch4_window12_384 --backends eager-fp16 --build fp16,fp8 \
+  --batch-sizes 1 128 --iters 20 --warmup 5 --json "$OUT/bench_bl.json" --md "$OUT/bench_bl.md" 2>&1 | grep "^|" | tail -20
+echo "$(el) done"

@@ -1,0 +1,98 @@
+"""Ablation of native-engine build options on one GPU: latency per variant and where each variant's time goes.
+
+    python3 tools/engine_variants.py --model swin_tiny_patch4_window7_224 \
+        --variant fp16:erf:0 --variant fp16:tanh:256 --variant fp8:tanh:256 --batch-sizes 1 128 --json OUT.json
+
+A variant is PRECISION:GELU:FUSED_MLP_MAX_C (INT8 / FP8 max-calibrated on random images: timing only, as in
+`trt_swin bench --build`). For each variant: median / p90 latency per batch size (CUDA graphs, CUDA events), and the
+kernel time of one replay per batch size by category (torch.profiler): GEMM (cuBLASLt), window attention, fused
+MLP, row-wise memory ops (LN / partition / reverse / merge / epilogue), other (PyTorch copies, fills).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+
+import torch
+
+from trt_swin.cli.args import print_table
+from trt_swin.cli.bench import time_fn
+from trt_swin.engines.native import BuildConfig, NativeEngine, build_native_engine, calibrate_max
+from trt_swin.models import load_model
+
+CATEGORIES = (  # first match wins
+    ("window_attention", re.compile(r"window_attention|wattn")),
+    ("fused_mlp", re.compile(r"fused_mlp")),
+    ("memops", re.compile(r"ln_shift|window_reverse|patch_merge|epilogue")),
+    ("gemm", re.compile(r"nvjet|gemm|cutlass|xmma|sm90_|sm80_|cublas", re.I)),
+)
+
+
+def category(name: str) -> str:
+    return next((c for c, rx in CATEGORIES if rx.search(name)), "other")
+
+
+def profile(engine, x) -> dict[str, float]:
+    """Kernel time (ms) per category of one engine call, and the number of kernels ("launches")."""
+    engine(x)
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        engine(x)
+        torch.cuda.synchronize()
+    out: dict[str, float] = defaultdict(float)
+    for ev in prof.key_averages():
+        t = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0.0)
+        if t and ev.key not in ("cudaGraphLaunch",):
+            out[category(ev.key)] += t / 1000.0
+            out["launches"] += ev.count
+    return dict(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="swin_tiny_patch4_window7_224")
+    p.add_argument("--variant", action="append", required=True, help="PRECISION:GELU:FUSED_MLP_MAX_C")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128])
+    p.add_argument("--iters", type=int, default=100)
+    p.add_argument("--json")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    model, info = load_model(args.model)
+    model = model.eval().float().cpu()
+    rows, profiles = [], {}
+    for spec in args.variant:
+        prec, gelu, max_c = spec.split(":")
+        scales = None
+        if prec != "fp16":
+            g = torch.Generator().manual_seed(0)
+            scales = calibrate_max(model, torch.randn((16, info.in_chans, info.img_size, info.img_size), generator=g), prec)
+        cfg = BuildConfig(precision=prec, max_batch=max(args.batch_sizes), recipe=None if prec == "fp16" else prec,
+                          gelu=gelu, fused_mlp_max_c=int(max_c))
+        plan, tensors, build = build_native_engine(model, cfg, scales, model_info=info.to_dict(), device=torch.device("cuda"))
+        eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=args.batch_sizes)
+        for B in args.batch_sizes:
+            x = torch.randn(B, info.in_chans, info.img_size, info.img_size, device="cuda")
+            r = time_fn(eng, x, args.iters, 20)
+            rows.append({"variant": spec, "batch": B, **{k: round(v, 4) for k, v in r.items()}})
+            print(f"{spec} bs{B}: median {r['median_ms']:.3f} ms p90 {r['p90_ms']:.3f} ms", flush=True)
+        for B in args.batch_sizes:
+            prof = profile(eng, torch.randn(B, info.in_chans, info.img_size, info.img_size, device="cuda"))
+            profiles[f"{spec} bs{B}"] = {k: round(v, 4) for k, v in sorted(prof.items())}
+            print(f"{spec} bs{B} kernel ms by category: {profiles[f'{spec} bs{B}']}", flush=True)
+        del eng
+        torch.cuda.empty_cache()
+    print_table(rows, floatfmt=".3f")
+    cats = sorted({c for v in profiles.values() for c in v})
+    print_table([{"variant": k, **{c: v.get(c, 0.0) for c in cats},
+                  "total ms": round(sum(x for c, x in v.items() if c != "launches"), 4)}
+                 for k, v in profiles.items()], floatfmt=".3f")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "model": args.model,
+                       "latency": rows, "kernel_ms_by_category": profiles}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
