@@ -107,6 +107,56 @@ __device__ __forceinline__ void stage_output_tile(const float (&o)[DT][4], float
   }
 }
 
+// Softmax of one 16-row tile's logits s (row maxima m0 / m1 of this thread's two rows, before the quad reduction),
+// then O = P v from the v tile sv in shared memory: o (unnormalized) and the row sums l0 / l1. Shared by both kernels.
+template <int NT, int NK, int DT, int HDP>
+__device__ __forceinline__ void softmax_pv(float (&s)[NT][4], float m0, float m1, const __half* sv, int lane,
+                                           float (&o)[DT][4], float& l0, float& l1) {
+  constexpr float kLog2e = 1.4426950408889634f;
+  m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 1));
+  m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 2));
+  m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 1));
+  m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 2));
+  // A row with every logit -inf would give exp(-inf - -inf) = NaN: subtract 0 instead, its sum is then 0.
+  // (x - m) is formed before scaling by log2(e): with |x| ~ 1e30 a fused x * log2e - m * log2e is off by ~1e23.
+  const float mb0 = m0 == -INFINITY ? 0.f : m0;
+  const float mb1 = m1 == -INFINITY ? 0.f : m1;
+  l0 = 0.f;
+  l1 = 0.f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    s[nt][0] = exp2f((s[nt][0] - mb0) * kLog2e);
+    s[nt][1] = exp2f((s[nt][1] - mb0) * kLog2e);
+    s[nt][2] = exp2f((s[nt][2] - mb1) * kLog2e);
+    s[nt][3] = exp2f((s[nt][3] - mb1) * kLog2e);
+    l0 += s[nt][0] + s[nt][1];
+    l1 += s[nt][2] + s[nt][3];
+  }
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+
+  // O = P v: the S accumulator layout of two adjacent key tiles is exactly the A-fragment layout of one k16 step.
+#pragma unroll
+  for (int dt = 0; dt < DT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+#pragma unroll
+  for (int kt = 0; kt < NK / 16; ++kt) {
+    uint32_t a[4];
+    a[0] = pack_half2(s[2 * kt][0], s[2 * kt][1]);
+    a[1] = pack_half2(s[2 * kt][2], s[2 * kt][3]);
+    a[2] = pack_half2(s[2 * kt + 1][0], s[2 * kt + 1][1]);
+    a[3] = pack_half2(s[2 * kt + 1][2], s[2 * kt + 1][3]);
+#pragma unroll
+    for (int dt = 0; dt < DT; dt += 2) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, smem_u32(sv + (kt * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * HDP + dt * 8 + (lane / 16) * 8));
+      mma_16816(o[dt], a, b[0], b[1]);
+      mma_16816(o[dt + 1], a, b[2], b[3]);
+    }
+  }
+}
+
 // NFIX > 0: a kernel for N == NFIX exactly (the real models' 16, 49, 144), so the index math and the key-padding
 // predicates fold to constants; NFIX == 0: any N with NK - 16 < N <= NK.
 // Resident CTAs per SM to ask of the register allocator: the kernel is latency-bound, so occupancy pays.
@@ -180,7 +230,6 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(NK, HD)) window_atte
   const int t = lane % 4;  // fragment column pair
   const float qk_scale = IN_INT8 ? p.scale * p.q_scale * p.k_scale : p.scale;
   const float out_mul = IN_INT8 ? p.v_scale : 1.f;
-  constexpr float kLog2e = 1.4426950408889634f;
 
   for (int tile = warp; tile < units * MT; tile += kWarps) {
     const int unit = tile / MT;
@@ -244,48 +293,8 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(NK, HD)) window_atte
         m1 = fmaxf(m1, x1);
       }
     }
-    m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 1));
-    m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 2));
-    m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 1));
-    m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 2));
-    // A row with every logit -inf would give exp(-inf - -inf) = NaN: subtract 0 instead, its sum is then 0.
-    // (x - m) is formed before scaling by log2(e): with |x| ~ 1e30 a fused x * log2e - m * log2e is off by ~1e23.
-    const float mb0 = m0 == -INFINITY ? 0.f : m0;
-    const float mb1 = m1 == -INFINITY ? 0.f : m1;
-    float l0 = 0.f, l1 = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      s[nt][0] = exp2f((s[nt][0] - mb0) * kLog2e);
-      s[nt][1] = exp2f((s[nt][1] - mb0) * kLog2e);
-      s[nt][2] = exp2f((s[nt][2] - mb1) * kLog2e);
-      s[nt][3] = exp2f((s[nt][3] - mb1) * kLog2e);
-      l0 += s[nt][0] + s[nt][1];
-      l1 += s[nt][2] + s[nt][3];
-    }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-
-    // O = P v: the S accumulator layout of two adjacent key tiles is exactly the A-fragment layout of one k16 step.
-    float o[DT][4];
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
-#pragma unroll
-    for (int kt = 0; kt < NK / 16; ++kt) {
-      uint32_t a[4];
-      a[0] = pack_half2(s[2 * kt][0], s[2 * kt][1]);
-      a[1] = pack_half2(s[2 * kt][2], s[2 * kt][3]);
-      a[2] = pack_half2(s[2 * kt + 1][0], s[2 * kt + 1][1]);
-      a[3] = pack_half2(s[2 * kt + 1][2], s[2 * kt + 1][3]);
-#pragma unroll
-      for (int dt = 0; dt < DT; dt += 2) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, smem_u32(sv + (kt * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * HDP + dt * 8 + (lane / 16) * 8));
-        mma_16816(o[dt], a, b[0], b[1]);
-        mma_16816(o[dt + 1], a, b[2], b[3]);
-      }
-    }
+    float o[DT][4], l0, l1;
+    softmax_pv<NT, NK, DT, HDP>(s, m0, m1, sv, lane, o, l0, l1);
 
     // Normalize and stage this tile's output rows in its own (now unused) q rows, for coalesced stores below.
     const float inv0 = l0 > 0.f ? out_mul / l0 : 0.f;
@@ -534,7 +543,6 @@ __global__ void __launch_bounds__(kThreads, kPersistCtasPerSm)
   const int r1 = r0 + 8;
   const float qk_scale = IN_INT8 ? p.scale * p.q_scale * p.k_scale : p.scale;
   const float out_mul = IN_INT8 ? p.v_scale : 1.f;
-  constexpr float kLog2e = 1.4426950408889634f;
 
   UnitCursor cur;
   cur.start(u_begin, pc);
@@ -606,46 +614,8 @@ __global__ void __launch_bounds__(kThreads, kPersistCtasPerSm)
       m0 = fmaxf(m0, fmaxf(s[nt][0], s[nt][1]));
       m1 = fmaxf(m1, fmaxf(s[nt][2], s[nt][3]));
     }
-    m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 1));
-    m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 2));
-    m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 1));
-    m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 2));
-    // all -inf row: subtract 0 (sum 0, output 0); (x - m) before the log2(e) scaling, as in the tiled kernel
-    const float mb0 = m0 == -INFINITY ? 0.f : m0;
-    const float mb1 = m1 == -INFINITY ? 0.f : m1;
-    float l0 = 0.f, l1 = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      s[nt][0] = exp2f((s[nt][0] - mb0) * kLog2e);
-      s[nt][1] = exp2f((s[nt][1] - mb0) * kLog2e);
-      s[nt][2] = exp2f((s[nt][2] - mb1) * kLog2e);
-      s[nt][3] = exp2f((s[nt][3] - mb1) * kLog2e);
-      l0 += s[nt][0] + s[nt][1];
-      l1 += s[nt][2] + s[nt][3];
-    }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-
-    float o[DT][4];
-#pragma unroll
-    for (int dt = 0; dt < DT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
-#pragma unroll
-    for (int kt = 0; kt < NK / 16; ++kt) {
-      uint32_t a[4];
-      a[0] = pack_half2(s[2 * kt][0], s[2 * kt][1]);
-      a[1] = pack_half2(s[2 * kt][2], s[2 * kt][3]);
-      a[2] = pack_half2(s[2 * kt + 1][0], s[2 * kt + 1][1]);
-      a[3] = pack_half2(s[2 * kt + 1][2], s[2 * kt + 1][3]);
-#pragma unroll
-      for (int dt = 0; dt < DT; dt += 2) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, smem_u32(sv + (kt * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * HDP + dt * 8 + (lane / 16) * 8));
-        mma_16816(o[dt], a, b[0], b[1]);
-        mma_16816(o[dt + 1], a, b[2], b[3]);
-      }
-    }
+    float o[DT][4], l0, l1;
+    softmax_pv<NT, NK, DT, HDP>(s, m0, m1, sv, lane, o, l0, l1);
 
     const float inv0 = l0 > 0.f ? out_mul / l0 : 0.f;
     const float inv1 = l1 > 0.f ? out_mul / l1 : 0.f;
