@@ -8,8 +8,8 @@ Per Swin block (FP16, 7 launches; INT8 adds the dequantizing epilogues):
   -> window_reverse_ (reverse + unshift + crop + residual, in place, + norm2)
   -> FC1 GEMM (+bias + GELU: cuBLASLt tanh epilogue, or GEMM + erf-GELU epilogue op)
   -> FC2 GEMM (+bias, + residual as cuBLASLt's C matrix)
-Blocks with C <= fused_mlp_max_c (FP16 MLPs, batch > 1): window_reverse_ without LN2, then fused_mlp_ (LN2 + FC1 +
-GELU + FC2 + residual in one kernel, the 4C hidden kept on chip): 5 launches.
+Blocks with C <= fused_mlp_max_c (FP16 MLPs): window_reverse_ without LN2, then fused_mlp_ (LN2 + FC1 + GELU + FC2 +
+residual in one kernel, the 4C hidden kept on chip): 5 launches.
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
 multiple of 8). Residual stream: float16 [B, H, W, C].
@@ -202,8 +202,9 @@ class NativeEngine:
                              **self._quant_out(proj_g))  # B*nW*N, C
         y = self._gemm(a, proj_g)  # B*nW*N, C
         y_scale = proj_g["out_scale"] if y.dtype == torch.int8 else 1.0
-        # Batch 1 keeps the two GEMMs: H100, Swin-T erf GELU, 0.506 ms without the fused MLP vs 0.540 ms with it.
-        if B > 1 and C <= self.fused_mlp_max_c and fc1_g["mode"] == fc2_g["mode"] == "fp16":
+        # Same path at every batch size, so an image's logits do not depend on the batch it came in (the fused MLP
+        # costs a little at batch 1 on the H100: Swin-T erf GELU 0.540 ms with it vs 0.506 ms without).
+        if C <= self.fused_mlp_max_c and fc1_g["mode"] == fc2_g["mode"] == "fp16":
             from trt_swin.plugins.fused_mlp.op import fused_mlp_
 
             window_reverse_(y, x, None, ws, ss, y_scale)  # x += attention branch (in place)

@@ -19,6 +19,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
+from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, rotating, time_ms
+
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
 
 try:
@@ -33,28 +35,7 @@ EPS = 1e-5
 
 
 def _time_ms(fn) -> float:
-    from triton.testing import do_bench
-
-    return float(do_bench(fn, warmup=25, rep=150, return_mode="median"))
-
-
-def copy_bandwidth_gbs(nbytes: int = 1 << 30) -> float:
-    """Device-to-device copy bandwidth, counting bytes read plus bytes written."""
-    src = torch.empty(nbytes // 2, dtype=torch.float16, device="cuda").normal_()
-    dst = torch.empty_like(src)
-    ms = _time_ms(lambda: dst.copy_(src))
-    return 2 * nbytes / ms / 1e6
-
-
-def _rotating(fn, sets):
-    state = {"i": 0}
-
-    def call():
-        args = sets[state["i"] % len(sets)]
-        state["i"] += 1
-        return fn(*args)
-
-    return call
+    return time_ms(fn, rep=150)
 
 
 def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
@@ -94,14 +75,14 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
 
     sets = [(x,) for x in xs]
     r = dict(model=model, stage=stage, batch=batch, M=M, C=C, Hd=Hd, inc_rel_l2_vs_unfused=inc_err)
-    r["fused_ms"] = _time_ms(_rotating(fused, sets))
+    r["fused_ms"] = _time_ms(rotating(fused, sets))
     os.environ["TRT_SWIN_MLP_VARIANT"] = "1"
     try:
-        r["fused_alt_ms"] = _time_ms(_rotating(fused, sets))
+        r["fused_alt_ms"] = _time_ms(rotating(fused, sets))
     finally:
         del os.environ["TRT_SWIN_MLP_VARIANT"]
-    r["unfused_ms"] = _time_ms(_rotating(unfused, sets)) if gemm is not None else float("nan")
-    r["torch_ms"] = _time_ms(_rotating(eager, sets))
+    r["unfused_ms"] = _time_ms(rotating(unfused, sets)) if gemm is not None else float("nan")
+    r["torch_ms"] = _time_ms(rotating(eager, sets))
     flops = 4 * M * C * Hd
     best = min(r["fused_ms"], r["fused_alt_ms"])
     r["fused_tflops"] = flops / r["fused_ms"] / 1e9

@@ -15,6 +15,7 @@ import sys
 
 import torch
 
+from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, rotating, time_ms
 from trt_swin.plugins.window_attention.op import window_attention
 
 MODELS = {
@@ -24,33 +25,6 @@ MODELS = {
     "hd64": dict(C=192, heads=(3, 6, 12, 24), res=56, ws=7),        # not a real model: head_dim 64 at N = 49
 }
 ROTATE_BYTES = 256 << 20  # rotate among input copies until this many bytes, so small cases are not timed from L2
-
-
-def _time_ms(fn) -> float:
-    try:
-        from triton.testing import do_bench
-
-        return float(do_bench(fn, warmup=25, rep=200, return_mode="median"))
-    except ImportError:  # CUDA events by hand
-        for _ in range(10):
-            fn()
-        times = []
-        for _ in range(100):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        return sorted(times)[len(times) // 2]
-
-
-def copy_bandwidth_gbs(nbytes: int = 1 << 30) -> float:
-    """Device-to-device copy bandwidth, counting bytes read plus bytes written."""
-    src = torch.empty(nbytes // 2, dtype=torch.float16, device="cuda").normal_()
-    dst = torch.empty_like(src)
-    ms = _time_ms(lambda: dst.copy_(src))
-    return 2 * nbytes / ms / 1e6
 
 
 def shift_mask(res: int, ws: int, ss: int) -> torch.Tensor:
@@ -89,17 +63,6 @@ def sdpa(qkv, bias, mask, nH, scale):
     return x.transpose(1, 2).reshape(-1, C)
 
 
-def _rotating(fn, sets):
-    state = {"i": 0}
-
-    def call():
-        args = sets[state["i"] % len(sets)]
-        state["i"] += 1
-        return fn(*args)
-
-    return call
-
-
 def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: bool, ours_only: bool = False) -> dict:
     """Times one (model, stage, batch) shifted block (unshifted where timm has no shift: a last stage of one window)."""
     cfg = MODELS[model]
@@ -124,17 +87,17 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: 
 
     r = dict(model=model, stage=stage, batch=batch, num_windows=batch * nW, N=N, heads=nH, head_dim=C // nH,
              shifted=bool(ss), bytes_fp16=bytes_fp16, bytes_int8=bytes_int8)
-    r["ours_fp16_ms"] = _time_ms(_rotating(lambda x: window_attention(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
-    r["ours_int8_ms"] = _time_ms(_rotating(
+    r["ours_fp16_ms"] = time_ms(rotating(lambda x: window_attention(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+    r["ours_int8_ms"] = time_ms(rotating(
         lambda x: window_attention(x, bias, mask, nH, scale, 0.02, 0.02, 0.02, 0.01), [(x,) for x in qkv8]))
-    r["ours_fp8_ms"] = _time_ms(_rotating(
+    r["ours_fp8_ms"] = time_ms(rotating(
         lambda x: window_attention(x, bias, mask, nH, scale, out_scale=1 / 64, out_fp8=True), [(x,) for x in qkv16]))
     if not ours_only:
-        r["eager_ms"] = _time_ms(_rotating(lambda x: eager(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
-        r["sdpa_ms"] = _time_ms(_rotating(lambda x: sdpa(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+        r["eager_ms"] = time_ms(rotating(lambda x: eager(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+        r["sdpa_ms"] = time_ms(rotating(lambda x: sdpa(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
     if do_compile and not ours_only:
         compiled = torch.compile(eager, dynamic=False)
-        r["compile_ms"] = _time_ms(_rotating(lambda x: compiled(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
+        r["compile_ms"] = time_ms(rotating(lambda x: compiled(x, bias, mask, nH, scale), [(x,) for x in qkv16]))
     r["ours_fp16_gbs"] = bytes_fp16 / r["ours_fp16_ms"] / 1e6
     r["ours_int8_gbs"] = bytes_int8 / r["ours_int8_ms"] / 1e6
     r["ours_fp16_copy_frac"] = r["ours_fp16_gbs"] / copy_gbs

@@ -1,0 +1,44 @@
+"""Timing helpers shared by the per-op benchmarks (`python -m trt_swin.plugins.<op>.bench`)."""
+from __future__ import annotations
+
+import torch
+
+
+def time_ms(fn, rep: int = 200) -> float:
+    """Median milliseconds of fn() on the GPU: triton's do_bench (L2 flushed between calls), else CUDA events."""
+    try:
+        from triton.testing import do_bench
+
+        return float(do_bench(fn, warmup=25, rep=rep, return_mode="median"))
+    except ImportError:
+        for _ in range(10):
+            fn()
+        times = []
+        for _ in range(100):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        return sorted(times)[len(times) // 2]
+
+
+def copy_bandwidth_gbs(nbytes: int = 1 << 30) -> float:
+    """Device-to-device copy bandwidth, counting bytes read plus bytes written."""
+    src = torch.empty(nbytes // 2, dtype=torch.float16, device="cuda").normal_()
+    dst = torch.empty_like(src)
+    ms = time_ms(lambda: dst.copy_(src))
+    return 2 * nbytes / ms / 1e6
+
+
+def rotating(fn, sets):
+    """A callable running fn(*sets[i]) with i cycling over the argument sets (inputs too large to stay in L2)."""
+    state = {"i": 0}
+
+    def call():
+        args = sets[state["i"] % len(sets)]
+        state["i"] += 1
+        return fn(*args)
+
+    return call
