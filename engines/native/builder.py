@@ -25,10 +25,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8
+
 from ._format import device_info, write_engine
 
 Precision = Literal["fp16", "int8", "fp8"]
-FP8_MAX = 448.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class _Builder:
             return None
         amax = q["amax"]
         amax = max(amax) if isinstance(amax, list) else float(amax)
-        return max(amax, 1e-12) / (127.0 if bits == 8 else FP8_MAX)
+        return max(amax, 1e-12) / (127.0 if bits == 8 else FP8_E4M3_MAX)
 
     def gemm(self, path: str, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "none",
              q_rows_scale: float | None = None, pad_k_to: int = 1, pad_n_to: int = 1) -> dict[str, Any]:
@@ -144,8 +145,8 @@ class _Builder:
             spec["in_scale"] = self.act_scale(path, "input", "e4m3")
             amax = self.quantizer(path, "weight")["amax"]
             amax = max(amax) if isinstance(amax, list) else float(amax)  # per-tensor: the GEMM takes one scale
-            w_scale = max(amax, 1e-12) / FP8_MAX
-            spec["weight"] = self.put(f"{path}.weight", (W / w_scale).clamp_(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn))
+            w_scale = max(amax, 1e-12) / FP8_E4M3_MAX
+            spec["weight"] = self.put(f"{path}.weight", quantize_fp8(W, w_scale))
             spec["w_scale_value"] = w_scale
         else:
             wq = self.quantizer(path, "weight") if prec != "fp16" else None

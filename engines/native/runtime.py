@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from trt_swin.plugins import ops as _ops  # noqa: F401  (registers torch.ops.trt_swin.*)
 from trt_swin.plugins.epilogue.op import epilogue
+from trt_swin.plugins.epilogue.reference import quantize_fp8, quantize_int8
 from trt_swin.plugins.gemm.op import gemm
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
 from trt_swin.plugins.patch_merge.op import patch_merge
@@ -34,14 +35,6 @@ from trt_swin.plugins.window_attention.op import window_attention
 from trt_swin.plugins.window_reverse.op import window_reverse_
 
 from ._format import EngineFormatError, check_compatible, device_info, read_engine
-
-FP8_MAX = 448.0
-
-
-def _quantize_int8(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """sat(round_half_even(x / scale)) as int8: the kernels' rounding, for the few inputs quantized by PyTorch ops."""
-    return torch.round(x.float() / scale).clamp_(-128, 127).to(torch.int8)
-
 
 def default_buckets(max_batch: int) -> list[int]:
     """Batch sizes that get a CUDA graph: powers of two below max_batch, and max_batch itself."""
@@ -142,16 +135,15 @@ class NativeEngine:
             if residual is not None:
                 y = y + residual.float()
             if g["out_scale"] is not None:
-                q = _quantize_int8(y, g["out_scale"])
+                q = quantize_int8(y, g["out_scale"])
                 return q.float().mul_(g["out_scale"]).half() if g["out_qdq"] else q
             return y if final else y.half()
         if mode == "int8":
-            xq = x if x.dtype == torch.int8 else _quantize_int8(x, g["in_scale"])
+            xq = x if x.dtype == torch.int8 else quantize_int8(x, g["in_scale"])
             acc = gemm(xq.contiguous(), W)  # int32 accumulators
             return self._finish(acc, g["in_scale"], t[g["w_scale"]], bias, act, residual, g)
         if mode == "fp8":
-            xq = x if x.dtype == torch.float8_e4m3fn else (
-                (x.half().float() / g["in_scale"]).clamp_(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn))
+            xq = x if x.dtype == torch.float8_e4m3fn else quantize_fp8(x.half(), g["in_scale"])
             sa, sb = t[g["name"] + ":sa"], t[g["name"] + ":sb"]
             b16 = t[g["bias"] + ":fp16"] if bias is not None else None
             if act == "none" or self.gelu == "tanh":  # everything in cuBLASLt's FP8 epilogue
@@ -161,7 +153,7 @@ class NativeEngine:
             y = self._finish(gemm(xq.contiguous(), W, None, None, "none", 1.0, sa, sb), 1.0, None, bias, act,
                              residual, g)
             if fp8_consumer is not None:  # erf GELU: the FP8 input of the next GEMM quantized here
-                return (y.float() / fp8_consumer["in_scale"]).clamp_(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+                return quantize_fp8(y, fp8_consumer["in_scale"])
             return y
         if x.dtype != torch.float16:
             x = x.half()

@@ -11,9 +11,21 @@ import torch
 import torch.nn.functional as F
 
 
+FP8_E4M3_MAX = 448.0
+
+
 def quantize_int8(v: torch.Tensor, scale: float) -> torch.Tensor:
-    """sat(round_half_even(v / scale)) as int8, for any shape; v is computed in FP32."""
+    """sat(round_half_even(v / scale)) as int8, for any shape; v is computed in FP32. The INT8 output rule of every
+    kernel (an IEEE division, then round half to even and saturation)."""
     return torch.round(v.float() / scale).clamp_(-128, 127).to(torch.int8)
+
+
+def quantize_fp8(v: torch.Tensor, scale: float) -> torch.Tensor:
+    """sat(v / scale, +-448) as float8_e4m3fn, rounded to nearest even, for any shape; v is computed in FP32.
+
+    The FP8 output rule of the kernels (plugins/common/fp8.cuh: an IEEE division, then a saturating conversion).
+    """
+    return (v.float() / scale).clamp_(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(torch.float8_e4m3fn)
 
 
 def epilogue_ref(

@@ -12,9 +12,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..epilogue.reference import FP8_E4M3_MAX
+
 ACTS = ("none", "gelu_tanh")
 FP8 = torch.float8_e4m3fn
-FP8_MAX = 448.0
 
 
 def out_dtype(in_dtype: torch.dtype, fp8_out: bool) -> torch.dtype:
@@ -96,6 +97,6 @@ def gemm_ref(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
         d = gemm_fp32(a.float() * a_scale.float().reshape(()), b.float() * b_scale.float().reshape(()), bias, residual,
                       act, alpha)
         if out_scale_inv is not None:
-            return (d * out_scale_inv.float().reshape(())).clamp_(-FP8_MAX, FP8_MAX).to(FP8)
+            return (d * out_scale_inv.float().reshape(())).clamp_(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(FP8)
         return d.to(torch.float16)
     return gemm_fp32(a, b, bias, residual, act, alpha).to(torch.float16)

@@ -6,17 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..epilogue.reference import quantize_int8
-
-FP8_E4M3_MAX = 448.0
-
-
-def quantize_fp8(v: torch.Tensor, scale: float) -> torch.Tensor:
-    """sat(v / scale, +-448) as float8_e4m3fn, rounded to nearest even, for any shape; v is computed in FP32.
-
-    The FP8 rule of the row-wise kernels (plugins/common/fp8.cuh: an IEEE division, then a saturating conversion).
-    """
-    return (v.float() / scale).clamp_(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(torch.float8_e4m3fn)
+from ..epilogue.reference import quantize_fp8, quantize_int8
 
 
 def quantize_output(v: torch.Tensor, out_scale: float | None, out_fp8: bool, op: str) -> torch.Tensor:

@@ -10,6 +10,7 @@ divides with IEEE division and converts with `__float2int_rn`; `torch.round` als
 from __future__ import annotations
 
 import torch
+from ..epilogue.reference import quantize_fp8, quantize_int8
 
 
 def check_inputs(qkv: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor | None, num_heads: int,
@@ -49,16 +50,6 @@ def check_inputs(qkv: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor | Non
         if mask.shape[0] < 1 or num_windows % mask.shape[0]:
             raise ValueError(f"window_attention: num_windows ({num_windows}) must be a multiple of mask.shape[0] ({mask.shape[0]})")
     return num_windows, N, C, hd
-
-
-def quantize_int8(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """sat(round_half_even(x / scale)) as int8, computed in FP32 (the kernel's output quantization)."""
-    return torch.round(x.float() / torch.tensor(scale, dtype=torch.float32)).clamp_(-128, 127).to(torch.int8)
-
-
-def quantize_fp8(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """(x / scale) saturated to +-448 and rounded to nearest even as float8_e4m3fn, in FP32 (the kernel's FP8 output)."""
-    return (x.float() / torch.tensor(scale, dtype=torch.float32)).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
 
 
 def window_attention_reference(

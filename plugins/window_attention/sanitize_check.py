@@ -10,7 +10,8 @@ import sys
 import torch
 
 from trt_swin.plugins.window_attention.op import window_attention
-from trt_swin.plugins.window_attention.reference import quantize_int8, window_attention_fp32
+from trt_swin.plugins.epilogue.reference import quantize_int8
+from trt_swin.plugins.window_attention.reference import window_attention_fp32
 
 # (windows, N, heads, head_dim, nW or 0 for no mask): ws 7 / 12 / 4, several windows per CTA, head groups, a ragged
 # last CTA (odd window counts); the last one, run with TRT_SWIN_WA_CTAS_PER_SM=1, gives the persistent N = 49

@@ -1,54 +1,24 @@
 """trt_swin::ln_shift_partition: the FP32 reference against timm's SwinTransformerBlock (CPU), schema / fake / opcheck
 (CPU), and the CUDA kernel against the reference on every real and edge shape (GPU).
 
-Also the FP8 E4M3 output rule shared by the row-wise ops (`quantize_fp8`) and its test helpers (`fp8_scale_for`,
-`assert_fp8_close`), which test_window_reverse.py and test_patch_merge.py import from here."""
+Also the FP8 E4M3 output rule shared by the kernels (`quantize_fp8`)."""
 from __future__ import annotations
 
 import pytest
 import torch
 from shapes import ALL_SHAPES, BlockShape
-from test_ops_common import Poison, assert_fp16_close, assert_int8_close, int8_scale_for
+from test_ops_common import (Poison, assert_fp8_close, assert_fp16_close, assert_int8_close, fp8_e4m3_step,
+                             fp8_scale_for, int8_scale_for)
 from timm.models.swin_transformer import SwinTransformerBlock
 
-from trt_swin.plugins.epilogue.reference import quantize_int8
+from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8, quantize_int8
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
-from trt_swin.plugins.ln_shift_partition.reference import FP8_E4M3_MAX, ln_shift_partition_ref, quantize_fp8
+from trt_swin.plugins.ln_shift_partition.reference import ln_shift_partition_ref
 
 # One entry per distinct geometry (the S/T and B/L stage shapes coincide), to keep the CPU timm runs short.
 TIMM_SHAPES = list({(s.H, s.W, s.C, s.nH, s.ws, s.ss): s for s in ALL_SHAPES}.values())
 
 
-
-
-def fp8_e4m3_step(v: torch.Tensor) -> torch.Tensor:
-    """Spacing of FP8 E4M3 values around |v| (in FP8 units): 2^(e - 3) in binade [2^e, 2^(e+1)), 2^-9 below 2^-6."""
-    e = torch.floor(torch.log2(v.float().abs().clamp_min(2.0 ** -6)))
-    return torch.exp2(e - 3)
-
-
-def fp8_scale_for(ref: torch.Tensor) -> float:
-    """A per-tensor scale that saturates the largest values of `ref` (so the clamp path is exercised too)."""
-    return max(ref.abs().max().item() / FP8_E4M3_MAX * 0.8, 1e-6)
-
-
-def assert_fp8_close(out: torch.Tensor, ref_q: torch.Tensor, scale: float, min_exact: float = 0.99) -> None:
-    """FP8 outputs, dequantized, equal the reference's quantization or differ by one FP8 step of the value (FP32
-    rounding near a midpoint), at least `min_exact` of them exactly; none is NaN (0x7F poison bytes are NaN)."""
-    assert out.dtype == torch.float8_e4m3fn and out.shape == ref_q.shape, (out.dtype, out.shape, ref_q.shape)
-    got, want = out.float(), ref_q.float()
-    assert not torch.isnan(got).any(), f"{torch.isnan(got).sum().item()} NaN (unwritten?) fp8 values"
-    step = fp8_e4m3_step(torch.maximum(got.abs(), want.abs()))
-    diff = (got * scale - want * scale).abs()
-    # Near zero an FP8 step (2^-9 units) is far below the FP32/FP16 error of the value itself (LN of fp16 inputs:
-    # ~1e-3 of the tensor's range), so the bound also allows that absolute error.
-    atol = 1e-3 * float((want * scale).abs().max())
-    bad = diff > step * scale + atol
-    assert not bad.any(), f"{bad.sum().item()} fp8 values off by more than one step (+{atol:.2e} absolute)"
-    exact = (got == want).float().mean().item()
-    assert exact >= min_exact, f"only {exact:.4f} of fp8 values match exactly"
-    # Rows the reference leaves exactly zero (padding) are exactly zero.
-    assert (got[want == 0] == 0).all()
 
 
 class _CaptureWindows(torch.nn.Module):

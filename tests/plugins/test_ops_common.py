@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trt_swin.plugins.epilogue.reference import quantize_int8
+from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_int8
 
 POISON_BYTE = 0x7F  # fp16 0x7F7F is a NaN, int8 0x7F is 127
 
@@ -59,6 +59,36 @@ def assert_int8_close(out: torch.Tensor, ref_q: torch.Tensor, min_exact: float =
 def int8_scale_for(ref: torch.Tensor) -> float:
     """A per-tensor scale that saturates the largest values of `ref` (so the clamp path is exercised too)."""
     return max(ref.abs().max().item() / 127 * 0.8, 1e-6)
+
+
+def fp8_e4m3_step(v: torch.Tensor) -> torch.Tensor:
+    """Spacing of FP8 E4M3 values around |v| (in FP8 units): 2^(e - 3) in binade [2^e, 2^(e+1)), 2^-9 below 2^-6."""
+    e = torch.floor(torch.log2(v.float().abs().clamp_min(2.0 ** -6)))
+    return torch.exp2(e - 3)
+
+
+def fp8_scale_for(ref: torch.Tensor) -> float:
+    """A per-tensor scale that saturates the largest values of `ref` (so the clamp path is exercised too)."""
+    return max(ref.abs().max().item() / FP8_E4M3_MAX * 0.8, 1e-6)
+
+
+def assert_fp8_close(out: torch.Tensor, ref_q: torch.Tensor, scale: float, min_exact: float = 0.99) -> None:
+    """FP8 outputs, dequantized, equal the reference's quantization or differ by one FP8 step of the value (FP32
+    rounding near a midpoint), at least `min_exact` of them exactly; none is NaN (0x7F poison bytes are NaN)."""
+    assert out.dtype == torch.float8_e4m3fn and out.shape == ref_q.shape, (out.dtype, out.shape, ref_q.shape)
+    got, want = out.float(), ref_q.float()
+    assert not torch.isnan(got).any(), f"{torch.isnan(got).sum().item()} NaN (unwritten?) fp8 values"
+    step = fp8_e4m3_step(torch.maximum(got.abs(), want.abs()))
+    diff = (got * scale - want * scale).abs()
+    # Near zero an FP8 step (2^-9 units) is far below the FP32/FP16 error of the value itself (LN of fp16 inputs:
+    # ~1e-3 of the tensor's range), so the bound also allows that absolute error.
+    atol = 1e-3 * float((want * scale).abs().max())
+    bad = diff > step * scale + atol
+    assert not bad.any(), f"{bad.sum().item()} fp8 values off by more than one step (+{atol:.2e} absolute)"
+    exact = (got == want).float().mean().item()
+    assert exact >= min_exact, f"only {exact:.4f} of fp8 values match exactly"
+    # Rows the reference leaves exactly zero (padding) are exactly zero.
+    assert (got[want == 0] == 0).all()
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from shapes import ALL_SHAPES
-from test_ln_shift_partition import assert_fp8_close, fp8_e4m3_step, fp8_scale_for
-from test_ops_common import Poison, assert_fp16_close, assert_int8_close, int8_scale_for
+from test_ops_common import (Poison, assert_fp8_close, assert_fp16_close, assert_int8_close, fp8_e4m3_step,
+                             fp8_scale_for, int8_scale_for)
 from timm.models.swin_transformer import PatchMerging
 
 from trt_swin.plugins.epilogue.reference import quantize_int8
 from trt_swin.plugins.patch_merge.op import patch_merge
-from trt_swin.plugins.ln_shift_partition.reference import FP8_E4M3_MAX, quantize_fp8
+from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8
 from trt_swin.plugins.patch_merge.reference import patch_merge_ref
 
 # Every distinct feature map (H, W, C) of the real and edge shapes that the kernel supports (4C <= 4096), plus odd

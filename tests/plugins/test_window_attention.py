@@ -13,10 +13,9 @@ from timm.models.swin_transformer import SwinTransformerBlock, WindowAttention
 from shapes import ALL_SHAPES, BlockShape
 from trt_swin.plugins import ops  # noqa: F401  (registers the schemas)
 from trt_swin.plugins.window_attention.op import window_attention
+from trt_swin.plugins.epilogue.reference import quantize_fp8, quantize_int8
 from trt_swin.plugins.window_attention.reference import (
     gather_relative_position_bias,
-    quantize_fp8,
-    quantize_int8,
     shift_mask,
     window_attention_fp32,
     window_attention_reference,

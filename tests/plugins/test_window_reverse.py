@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from shapes import ALL_SHAPES, BlockShape
-from test_ln_shift_partition import assert_fp8_close, fp8_e4m3_step, fp8_scale_for
-from test_ops_common import Poison, assert_fp16_close, assert_int8_close, int8_scale_for
+from test_ops_common import (Poison, assert_fp8_close, assert_fp16_close, assert_int8_close, fp8_e4m3_step,
+                             fp8_scale_for, int8_scale_for)
 from timm.models.swin_transformer import SwinTransformerBlock
 
 from trt_swin.plugins.epilogue.reference import quantize_int8
-from trt_swin.plugins.ln_shift_partition.reference import FP8_E4M3_MAX, quantize_fp8
+from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8
 from trt_swin.plugins.window_reverse.op import window_reverse, window_reverse_
 from trt_swin.plugins.window_reverse.reference import window_reverse_ref
 
