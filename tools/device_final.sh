@@ -7,6 +7,8 @@
 # All of it does NOT fit one 600 s call (measured: the GPU tests alone took over 200 s next to the training): pick
 # steps with FINAL_STEPS (default "tests mini swint bench_t bench_bl"), e.g. "tests mini" in one call and
 # "swint bench_t bench_bl" in the next, and never pipe the call through `tail` (a killed pipeline returns nothing).
+# Optional steps: "sanitizer" (compute-sanitizer memcheck on small FP8 memory-op cases and the fused MLP) and
+# "variants" (Swin-T engine build variants, tools/engine_variants.py; FINAL_VARIANTS overrides the list).
 set -u
 STEPS=${FINAL_STEPS:-tests mini swint bench_t bench_bl}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -38,6 +40,22 @@ echo "$(el) == GPU tests (ops + engine)"
 timeout ${FINAL_TESTS_S:-300} python3 -m pytest -q -m gpu -p no:cacheprovider tests/plugins tests/engines/test_native_gpu.py \
   > "$OUT/gpu_tests.txt" 2>&1
 grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/gpu_tests.txt" | head -30 | cut -c1-400
+fi
+
+if has sanitizer; then
+  echo "$(el) == compute-sanitizer (memcheck) on small cases of the new paths"
+  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 3 python3 -m pytest -q -m gpu -p no:cacheprovider \
+    tests/plugins/test_ln_shift_partition.py tests/plugins/test_window_reverse.py tests/plugins/test_patch_merge.py \
+    -k "fp8 and edge-s1-30x30 and 1-" > "$OUT/sanitizer.txt" 2>&1; echo "memcheck rc=$? $(tail -1 "$OUT/sanitizer.txt")"
+  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 3 python3 -m trt_swin.plugins.fused_mlp.sanitize_check \
+    > "$OUT/sanitizer_mlp.txt" 2>&1; echo "fused_mlp memcheck rc=$? $(tail -1 "$OUT/sanitizer_mlp.txt")"
+fi
+
+if has variants; then
+  echo "$(el) == Swin-T engine variants"
+  timeout 200 python3 tools/engine_variants.py --model swin_tiny_patch4_window7_224 \
+    ${FINAL_VARIANTS:---variant fp16:erf:0 --variant fp16:erf:128 --variant fp16:tanh:128 --variant fp8:tanh:128 --variant int8:tanh:128} \
+    --batch-sizes 1 128 --json "$OUT/variants.json" 2>&1 | grep -v -i warn | tail -30
 fi
 
 if has mini; then

@@ -18,8 +18,7 @@ from collections import defaultdict
 import torch
 
 from trt_swin.cli.args import print_table
-from trt_swin.cli.bench import time_fn
-from trt_swin.engines.native import BuildConfig, NativeEngine, build_native_engine, calibrate_max
+from trt_swin.cli.bench import time_fn, timing_engine
 from trt_swin.models import load_model
 
 CATEGORIES = (  # first match wins
@@ -60,18 +59,11 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     model, info = load_model(args.model)
-    model = model.eval().float().cpu()
+    model = model.eval()
     rows, profiles = [], {}
     for spec in args.variant:
         prec, gelu, max_c = spec.split(":")
-        scales = None
-        if prec != "fp16":
-            g = torch.Generator().manual_seed(0)
-            scales = calibrate_max(model, torch.randn((16, info.in_chans, info.img_size, info.img_size), generator=g), prec)
-        cfg = BuildConfig(precision=prec, max_batch=max(args.batch_sizes), recipe=None if prec == "fp16" else prec,
-                          gelu=gelu, fused_mlp_max_c=int(max_c))
-        plan, tensors, build = build_native_engine(model, cfg, scales, model_info=info.to_dict(), device=torch.device("cuda"))
-        eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=args.batch_sizes)
+        eng = timing_engine(model, info, prec, args.batch_sizes, gelu, int(max_c))
         for B in args.batch_sizes:
             x = torch.randn(B, info.in_chans, info.img_size, info.img_size, device="cuda")
             r = time_fn(eng, x, args.iters, 20)

@@ -85,24 +85,23 @@ def _graphed(module, x):
     return run
 
 
-def _engines_for(model, info, args, precisions: list[str]):
+def timing_engine(model, info, precision: str, batch_sizes: list[int], gelu: str, fused_mlp_max_c: int):
+    """A native engine of `model` built in-process on CUDA, with CUDA graphs for `batch_sizes`. INT8 / FP8 scales are
+    max-calibrated on 16 random images: right for timing, not for accuracy."""
     import torch
 
     from ..engines.native import BuildConfig, NativeEngine, build_native_engine, calibrate_max
 
-    out = {}
-    for prec in precisions:
-        scales = None
-        if prec != "fp16":
-            g = torch.Generator().manual_seed(0)
-            imgs = torch.randn((16, info.in_chans, info.img_size, info.img_size), generator=g)
-            scales = calibrate_max(model.float().cpu(), imgs, prec)
-        cfg = BuildConfig(precision=prec, max_batch=max(args.batch_sizes), recipe=prec if prec != "fp16" else None,
-                          gelu=args.gelu, fused_mlp_max_c=args.fused_mlp_max_c)
-        plan, tensors, build = build_native_engine(model.float().cpu(), cfg, scales, model_info=info.to_dict(),
-                                                   device=torch.device("cuda"))
-        out[f"native-{prec}"] = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=args.batch_sizes)
-    return out
+    model = model.float().cpu()
+    scales = None
+    if precision != "fp16":
+        g = torch.Generator().manual_seed(0)
+        imgs = torch.randn((16, info.in_chans, info.img_size, info.img_size), generator=g)
+        scales = calibrate_max(model, imgs, precision)
+    cfg = BuildConfig(precision=precision, max_batch=max(batch_sizes), recipe=precision if precision != "fp16" else None,
+                      gelu=gelu, fused_mlp_max_c=fused_mlp_max_c)
+    plan, tensors, build = build_native_engine(model, cfg, scales, model_info=info.to_dict(), device=torch.device("cuda"))
+    return NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=batch_sizes)
 
 
 def bench_model(spec: str, args, engines_files: list[str]) -> list[dict]:
@@ -135,7 +134,9 @@ def bench_model(spec: str, args, engines_files: list[str]) -> list[dict]:
         compiled = torch.compile(m16, mode="max-autotune", dynamic=False)  # kept: one specialization per batch size
     engines = {}
     if args.build and not args.compile_only:
-        engines.update(_engines_for(model, info, args, [p for p in args.build.split(",") if p]))
+        for prec in (p for p in args.build.split(",") if p):
+            engines[f"native-{prec}"] = timing_engine(model, info, prec, args.batch_sizes, args.gelu,
+                                                      args.fused_mlp_max_c)
     for path in engines_files:
         engines[Path(path).name] = load(path, device="cuda")
     with torch.no_grad():
