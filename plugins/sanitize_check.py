@@ -21,7 +21,10 @@ GEOMETRIES = [(1, 30, 30, 96, 7, 3), (2, 15, 13, 192, 7, 3), (1, 7, 7, 1536, 7, 
 
 
 def _close(got: torch.Tensor, ref: torch.Tensor, what: str) -> None:
-    if got.dtype == torch.int8:
+    if got.dtype == torch.float8_e4m3fn:  # one E4M3 step is 1/8 relative: compare in value space, loosely
+        got, ref = got.float(), ref.float()
+        bad = ((got.cpu() - ref.cpu()).norm() / ref.cpu().norm().clamp_min(1e-30)).item() > 0.08
+    elif got.dtype == torch.int8:
         bad = (got.cpu().int() - ref.cpu().int()).abs().max().item() > 1
     else:
         bad = not torch.isfinite(got).all().item() or \
@@ -32,7 +35,7 @@ def _close(got: torch.Tensor, ref: torch.Tensor, what: str) -> None:
 
 def check_memops(B, H, W, C, ws, shift) -> None:
     from trt_swin.plugins.epilogue.op import epilogue
-    from trt_swin.plugins.epilogue.reference import epilogue_ref, quantize_int8
+    from trt_swin.plugins.epilogue.reference import epilogue_ref, quantize_fp8, quantize_int8
     from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
     from trt_swin.plugins.ln_shift_partition.reference import ln_shift_partition_ref
     from trt_swin.plugins.patch_merge.op import patch_merge
@@ -46,6 +49,8 @@ def check_memops(B, H, W, C, ws, shift) -> None:
     ref = ln_shift_partition_ref(x, g, b, 1e-5, ws, shift)
     _close(ln_shift_partition(x, g, b, 1e-5, ws, shift), ref, f"ln_shift_partition {tag}")
     _close(ln_shift_partition(x, g, b, 1e-5, ws, shift, 0.05), quantize_int8(ref, 0.05), f"ln_shift_partition int8 {tag}")
+    _close(ln_shift_partition(x, g, b, 1e-5, ws, shift, 0.05, out_fp8=True), quantize_fp8(ref, 0.05),
+           f"ln_shift_partition fp8 {tag}")
 
     y = torch.randn(ref.shape[0], C).half().cuda()
     y8 = torch.randint(-128, 128, (ref.shape[0], C), dtype=torch.int8).cuda()
@@ -57,6 +62,9 @@ def check_memops(B, H, W, C, ws, shift) -> None:
         stream = x.clone()
         window_reverse_(yy, stream, b, ws, shift, ys, g, b, 1e-5, lns)
         _close(stream, r_out, f"window_reverse in-place {tag}")
+    r_out, r_ln = window_reverse_ref(y, x, b, ws, shift, 1.0, g, b, 1e-5, 0.05, round_sum_to_fp16=True, out_fp8=True)
+    out, ln = window_reverse(y, x, b, ws, shift, 1.0, g, b, 1e-5, 0.05, out_fp8=True)
+    _close(ln, r_ln, f"window_reverse fp8 ln {tag}")
     out, ln = window_reverse(y, x, None, ws, shift)
     assert ln.numel() == 0
 
@@ -65,6 +73,7 @@ def check_memops(B, H, W, C, ws, shift) -> None:
         r = patch_merge_ref(x, g4, b4, 1e-5)
         _close(patch_merge(x, g4, b4, 1e-5), r, f"patch_merge {tag}")
         _close(patch_merge(x, g4, b4, 1e-5, 0.05), quantize_int8(r, 0.05), f"patch_merge int8 {tag}")
+        _close(patch_merge(x, g4, b4, 1e-5, 0.05, out_fp8=True), quantize_fp8(r, 0.05), f"patch_merge fp8 {tag}")
 
     M = B * H * W
     for N, dt in ((4 * C, torch.float16), (C, torch.int32), (3 * C, torch.int8), (C + 4, torch.float16)):
@@ -88,14 +97,29 @@ def check_window_attention() -> bool:
         print("window_attention: no CUDA kernel in the loaded library, skipped")
         return False
 
-    for nwin, N, nH, hd, masked in ((4, 49, 3, 32, True), (2, 144, 4, 32, False), (8, 16, 3, 16, True)):
+    from trt_swin.plugins.epilogue.reference import quantize_fp8, quantize_int8
+    from trt_swin.plugins.window_attention.op import window_attention
+
+    # 64 windows of 49 make the persistent kernel walk several units per CTA (TRT_SWIN_WA_IMPL=persistent, see
+    # tools/sanitize_ops.sh); the int8-in and int8 / fp8-out calls run the tiled kernel
+    for nwin, N, nH, hd, masked in ((4, 49, 3, 32, True), (64, 49, 3, 32, True), (2, 144, 4, 32, False),
+                                    (8, 16, 3, 16, True)):
         C = nH * hd
         qkv = torch.randn(nwin * N, 3 * C).half().cuda()
         bias = torch.randn(nH, N, N).cuda()
         mask = torch.where(torch.rand(2, N, N) < 0.3, -100.0, 0.0).cuda() if masked else None
-        got = torch.ops.trt_swin.window_attention(qkv, bias, mask, nH, hd ** -0.5)
-        ref = window_attention_reference(qkv.cpu(), bias.cpu(), None if mask is None else mask.cpu(), nH, hd ** -0.5)
-        _close(got, ref.float(), f"window_attention windows={nwin} N={N} heads={nH} hd={hd}")
+        cpu_mask = None if mask is None else mask.cpu()
+        tag = f"windows={nwin} N={N} heads={nH} hd={hd}"
+        ref = window_attention_reference(qkv.cpu(), bias.cpu(), cpu_mask, nH, hd ** -0.5).float()
+        _close(window_attention(qkv, bias, mask, nH, hd ** -0.5), ref, f"window_attention {tag}")
+        _close(window_attention(qkv, bias, mask, nH, hd ** -0.5, out_scale=0.02), quantize_int8(ref, 0.02),
+               f"window_attention int8 out {tag}")
+        _close(window_attention(qkv, bias, mask, nH, hd ** -0.5, out_scale=0.02, out_fp8=True),
+               quantize_fp8(ref, 0.02), f"window_attention fp8 out {tag}")
+        q8 = torch.randint(-100, 100, qkv.shape, dtype=torch.int8)
+        ref8 = window_attention_reference(q8, bias.cpu(), cpu_mask, nH, hd ** -0.5, 0.03, 0.03, 0.03).float()
+        _close(window_attention(q8.cuda(), bias, mask, nH, hd ** -0.5, 0.03, 0.03, 0.03), ref8,
+               f"window_attention int8 in {tag}")
     return True
 
 

@@ -7,7 +7,8 @@
 # All of it does NOT fit one 600 s call (measured: the GPU tests alone took over 200 s next to the training): pick
 # steps with FINAL_STEPS (default "tests mini swint bench_t bench_bl"), e.g. "tests mini" in one call and
 # "swint bench_t bench_bl" in the next, and never pipe the call through `tail` (a killed pipeline returns nothing).
-# Optional steps: "sanitizer" (compute-sanitizer memcheck on small FP8 memory-op cases and the fused MLP) and
+# Optional steps: "row_sweep" (bench_memops per TRT_SWIN_ROW_TARGET_VPT), "sanitizer" (tools/sanitize_ops.sh: memcheck + racecheck over every op, in the background beside the
+# tests), "memops" (plugins/bench_memops.py at batch 1 / 32 / 128), "ncu" (the memory ops under their bar) and
 # "variants" (Swin-T engine build variants, tools/engine_variants.py; FINAL_VARIANTS overrides the list).
 set -u
 STEPS=${FINAL_STEPS:-tests mini swint bench_t bench_bl}
@@ -35,20 +36,48 @@ has swint && (
 ) &
 has swint && BG=$!
 
-if has tests; then
-echo "$(el) == GPU tests (ops + engine)"
-timeout ${FINAL_TESTS_S:-300} python3 -m pytest -q -m gpu -p no:cacheprovider tests/plugins tests/engines/test_native_gpu.py \
-  > "$OUT/gpu_tests.txt" 2>&1
-grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/gpu_tests.txt" | head -30 | cut -c1-400
+SAN=
+if has sanitizer; then  # beside the tests (neither times anything); waited for before any timing step
+  echo "$(el) == compute-sanitizer memcheck + racecheck (tools/sanitize_ops.sh), in the background"
+  (timeout ${FINAL_SANITIZER_S:-400} bash tools/sanitize_ops.sh "$OUT" > "$OUT/sanitizer.txt" 2>&1; echo "sanitize_ops rc=$?" >> "$OUT/sanitizer.txt") &
+  SAN=$!
 fi
 
-if has sanitizer; then
-  echo "$(el) == compute-sanitizer (memcheck) on small cases of the new paths"
-  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 3 python3 -m pytest -q -m gpu -p no:cacheprovider \
-    tests/plugins/test_ln_shift_partition.py tests/plugins/test_window_reverse.py tests/plugins/test_patch_merge.py \
-    -k "fp8 and edge-s1-30x30 and 1-" > "$OUT/sanitizer.txt" 2>&1; echo "memcheck rc=$? $(tail -1 "$OUT/sanitizer.txt")"
-  timeout 60 compute-sanitizer --tool memcheck --error-exitcode 3 python3 -m trt_swin.plugins.fused_mlp.sanitize_check \
-    > "$OUT/sanitizer_mlp.txt" 2>&1; echo "fused_mlp memcheck rc=$? $(tail -1 "$OUT/sanitizer_mlp.txt")"
+if has tests; then
+echo "$(el) == GPU tests (ops + engine)"
+# -v: one line per test as it finishes, so a run cut by the time limit still names its failures; pytest-xdist (carried
+# in .whl) spreads the tests over FINAL_TESTS_WORKERS processes sharing the GPU
+xd=; python3 -c "import xdist" 2>/dev/null && xd="-n ${FINAL_TESTS_WORKERS:-6}"
+# FINAL_TESTS_K: a pytest -k expression, to re-run a subset
+timeout ${FINAL_TESTS_S:-300} python3 -m pytest -v $xd -m gpu -p no:cacheprovider ${FINAL_TESTS_K:+-k "$FINAL_TESTS_K"} \
+  tests/plugins tests/engines/test_native_gpu.py \
+  > "$OUT/gpu_tests.txt" 2>&1
+echo "tests rc=$? ($(grep -c PASSED "$OUT/gpu_tests.txt") PASSED lines)"
+grep -E "FAILED|ERROR|passed|failed" "$OUT/gpu_tests.txt" | grep -v "^\[gw[0-9]*\] \[" | head -40 | cut -c1-400
+grep -E "^\[gw[0-9]*\] \[.*(FAILED|ERROR)|(FAILED|ERROR) *$" "$OUT/gpu_tests.txt" | head -40 | cut -c1-300
+fi
+
+if [ -n "$SAN" ]; then
+  wait $SAN; echo "$(el) == sanitizer:"; grep -E "clean|FAILED|rc=|failure" "$OUT/sanitizer.txt"
+fi
+
+if has ncu; then  # the shapes under their bar (tools/ncu_memops.py)
+  echo "$(el) == ncu of the memory ops under their bar"
+  for args in "ln_shift_partition 14 14 384 3" "ln_shift_partition 7 7 768 0" "patch_merge 28 28 192 0" \
+              "patch_merge 14 14 384 0" "patch_merge 14 14 768 0" "window_reverse 56 56 96 3"; do
+    echo "-- $args"
+    timeout 60 ncu --kernel-name "regex:ln_shift|patch_merge|window_reverse" --launch-skip 1 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+      python3 tools/ncu_memops.py $args > "$OUT/ncu_${args// /_}.txt" 2>&1
+    grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Grid Size|Block Size|Registers Per|Waves Per SM" \
+      "$OUT/ncu_${args// /_}.txt" | sed 's/  */ /g' | head -12
+  done
+fi
+
+if has memops; then
+  echo "$(el) == memory-bound ops vs eager / torch.compile, batch 1 / 32 / 128"
+  timeout $(( ${FINAL_MEMOPS_S:-260} < 590 - ($(date +%s) - T0) ? ${FINAL_MEMOPS_S:-260} : 590 - ($(date +%s) - T0) )) python3 -m trt_swin.plugins.bench_memops --batches 1,32,128 --json "$OUT/bench_memops.json" \
+    > "$OUT/bench_memops.txt" 2>&1; echo "bench_memops rc=$?"; grep -E "^\|" "$OUT/bench_memops.txt" | grep -E " 128x" | head -40
 fi
 
 if has variants; then
@@ -86,7 +115,22 @@ fi
 has bench_t && echo "$(el) == Swin-T bench" && timeout 150 python3 -m trt_swin.bench --model swin_tiny_patch4_window7_224 --backends eager-fp16,eager-fp16-graph \
   --build fp16,int8,fp8 --batch-sizes 1 8 32 128 --iters 50 --warmup 10 --json "$OUT/bench_swint.json" \
   --md "$OUT/bench_swint.md" --plot "$OUT/bench_swint.png" 2>&1 | grep "^|" | tail -22
-has bench_bl && echo "$(el) == Swin-B / Swin-L / Swin-B 384 bench" && timeout $(( 590 - ($(date +%s) - T0) )) python3 -m trt_swin.bench --model swin_base_patch4_window7_224 \
-  --model swin_large_patch4_window7_224 --model swin_base_patch4_window12_384 --backends eager-fp16 --build fp16,fp8 \
-  --batch-sizes 1 128 --iters 20 --warmup 5 --json "$OUT/bench_bl.json" --md "$OUT/bench_bl.md" 2>&1 | grep "^|" | tail -20
+if has bench_bl; then  # one process per model, so a model cut by its limit keeps the others' results
+  for m in swin_base_patch4_window7_224 swin_large_patch4_window7_224 swin_base_patch4_window12_384; do
+    echo "$(el) == $m bench"
+    timeout ${FINAL_BENCH_MODEL_S:-150} python3 -m trt_swin.bench --model $m --backends eager-fp32,eager-fp16,eager-fp16-graph \
+      --build fp16,int8,fp8 --batch-sizes 1 8 32 128 --iters 20 --warmup 5 --json "$OUT/bench_$m.json" \
+      --md "$OUT/bench_$m.md" --plot "$OUT/bench_$m.png" > "$OUT/bench_$m.txt" 2>&1; echo "rc=$?"
+    grep "^|" "$OUT/bench_$m.txt" | grep -v -- "---" | tail -20
+  done
+fi
+
+if has row_sweep; then  # the row split of the row-wise memory ops (plugins/common/memops_rowwise.cuh), batch 128
+  for v in 3 4 6; do
+    echo "$(el) == TRT_SWIN_ROW_TARGET_VPT=$v"
+    TRT_SWIN_ROW_TARGET_VPT=$v timeout 60 python3 -m trt_swin.plugins.bench_memops --batches 128 --compile none \
+      --ops ln_shift_partition,patch_merge,window_reverse+ln --json "$OUT/row_sweep_$v.json" > "$OUT/row_sweep_$v.txt" 2>&1
+    grep -E "^\|" "$OUT/row_sweep_$v.txt" | grep -E " 128x" | awk -F'|' '{print $2,$3,$5,$8}'
+  done
+fi
 echo "$(el) done"

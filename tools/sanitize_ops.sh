@@ -9,17 +9,21 @@ PY="${PYTHON:-python3}"
 # would otherwise land inside a larger cached block.
 export PYTORCH_NO_CUDA_MEMORY_CACHING=1
 status=0
+# sanitize_check once with the default kernel choice and once forcing the persistent window-attention kernel (the
+# choice is read once per process); the fused MLP has its own driver
+run() {  # run TOOL NAME ENV=VALUE MODULE
+  local tool=$1 name=$2 setting=$3 module=$4
+  (export "$setting"; compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 "$PY" -m "$module") \
+    > "$LOG_DIR/sanitize_${tool}_$name.log" 2>&1
+  local rc=$?
+  tail -3 "$LOG_DIR/sanitize_${tool}_$name.log"
+  if [ $rc -ne 0 ]; then echo "$tool $name: FAILED (exit $rc, log $LOG_DIR/sanitize_${tool}_$name.log)"; status=1
+  else echo "$tool $name: clean"; fi
+}
 for tool in memcheck racecheck; do
   echo "== compute-sanitizer --tool $tool"
-  compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 \
-    "$PY" -m trt_swin.plugins.sanitize_check > "$LOG_DIR/sanitize_$tool.log" 2>&1
-  rc=$?
-  tail -5 "$LOG_DIR/sanitize_$tool.log"
-  if [ $rc -ne 0 ]; then
-    echo "$tool: FAILED (exit $rc, log $LOG_DIR/sanitize_$tool.log)"
-    status=1
-  else
-    echo "$tool: clean"
-  fi
+  run "$tool" ops TRT_SWIN_WA_IMPL=auto trt_swin.plugins.sanitize_check
+  run "$tool" ops_persistent TRT_SWIN_WA_IMPL=persistent trt_swin.plugins.sanitize_check
+  run "$tool" fused_mlp TRT_SWIN_WA_IMPL=auto trt_swin.plugins.fused_mlp.sanitize_check
 done
 exit $status

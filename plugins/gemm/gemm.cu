@@ -193,10 +193,10 @@ cudaError_t gemm(const GemmParams& p, cublasLtHandle_t handle, cudaStream_t stre
     }
     algo = results[0].algo;
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    // FP8 outputs keep cuBLASLt's first pick: on the H100, one test run with autotuned FP8-output GEMMs gave wrong
-    // values on every shape and the next run none (root cause not established; see BENCHMARKS.md), so until each
-    // candidate is checked, only the heuristic's own choice is used there.
-    const bool tune = dt != CUDA_R_8F_E4M3 && autotune_enabled();
+    // FP8 outputs are tuned too: the H100 test failures once blamed on tuning them came with cuBLASLt's first pick
+    // as well; they were the FP8 tensor cores' short accumulator moving near-zero outputs by a few FP8 subnormal
+    // steps, which the test now allows (tests/plugins/test_gemm.py::test_fp8_gemm, BENCHMARKS.md).
+    const bool tune = autotune_enabled();
     if (returned > 1 && tune && cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
         capture == cudaStreamCaptureStatusNone) {
       // Time each candidate on the problem itself (cuBLASLt's first pick is often not the fastest on the skinny

@@ -87,8 +87,10 @@ def assert_fp8_close(out: torch.Tensor, ref_q: torch.Tensor, scale: float, min_e
     assert not bad.any(), f"{bad.sum().item()} fp8 values off by more than one step (+{atol:.2e} absolute)"
     exact = (got == want).float().mean().item()
     assert exact >= min_exact, f"only {exact:.4f} of fp8 values match exactly"
-    # Rows the reference leaves exactly zero (padding) are exactly zero.
-    assert (got[want == 0] == 0).all()
+    # Rows the reference leaves exactly zero (padding) are exactly zero. (A single value that quantizes to zero may
+    # come out as the smallest subnormal: that is the one-step rounding allowed above.)
+    pad_rows = (want == 0).reshape(-1, want.shape[-1]).all(-1)
+    assert (got.reshape(-1, got.shape[-1])[pad_rows] == 0).all()
 
 
 @pytest.mark.parametrize(
