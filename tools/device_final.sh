@@ -77,7 +77,7 @@ fi
 if has memops; then
   echo "$(el) == memory-bound ops vs eager / torch.compile, batch 1 / 32 / 128"
   timeout $(( ${FINAL_MEMOPS_S:-260} < 590 - ($(date +%s) - T0) ? ${FINAL_MEMOPS_S:-260} : 590 - ($(date +%s) - T0) )) python3 -m trt_swin.plugins.bench_memops --batches 1,32,128 --json "$OUT/bench_memops.json" \
-    > "$OUT/bench_memops.txt" 2>&1; echo "bench_memops rc=$?"; grep -E "^\|" "$OUT/bench_memops.txt" | grep -E " 128x" | head -40
+    > "$OUT/bench_memops.txt" 2>&1; echo "bench_memops rc=$?"; grep -E " B128 " "$OUT/bench_memops.txt" | head -40
 fi
 
 if has variants; then
@@ -130,7 +130,7 @@ if has row_sweep; then  # the row split of the row-wise memory ops (plugins/comm
     echo "$(el) == TRT_SWIN_ROW_TARGET_VPT=$v"
     TRT_SWIN_ROW_TARGET_VPT=$v timeout 60 python3 -m trt_swin.plugins.bench_memops --batches 128 --compile none \
       --ops ln_shift_partition,patch_merge,window_reverse+ln --json "$OUT/row_sweep_$v.json" > "$OUT/row_sweep_$v.txt" 2>&1
-    grep -E "^\|" "$OUT/row_sweep_$v.txt" | grep -E " 128x" | awk -F'|' '{print $2,$3,$5,$8}'
+    grep -E " B128 " "$OUT/row_sweep_$v.txt" | awk '{print $1, $2, $3, $6, $(NF-2)}'
   done
 fi
 echo "$(el) done"
