@@ -72,6 +72,17 @@ def fp8_scale_for(ref: torch.Tensor) -> float:
     return max(ref.abs().max().item() / FP8_E4M3_MAX * 0.8, 1e-6)
 
 
+def assert_fp8_rounding(q: torch.Tensor, ref: torch.Tensor, scale: float) -> None:
+    """The CPU (reference-op) FP8 output rule: values past +-448 saturate (the test data must have some), the others
+    are within half an FP8 step of ref / scale."""
+    assert q.dtype == torch.float8_e4m3fn and q.shape == ref.shape, (q.dtype, q.shape, ref.shape)
+    got, want = q.float(), ref / scale
+    sat = want.abs() > FP8_E4M3_MAX
+    assert sat.any() and (got[sat] == FP8_E4M3_MAX * want[sat].sign()).all()
+    err = (got - want).abs()[~sat]
+    assert (err <= fp8_e4m3_step(want[~sat]) / 2 * (1 + 1e-6)).all(), err.max().item()
+
+
 def assert_fp8_close(out: torch.Tensor, ref_q: torch.Tensor, scale: float, min_exact: float = 0.99) -> None:
     """FP8 outputs, dequantized, equal the reference's quantization or differ by one FP8 step of the value (FP32
     rounding near a midpoint), at least `min_exact` of them exactly; none is NaN (0x7F poison bytes are NaN)."""
