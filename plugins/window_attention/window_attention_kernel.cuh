@@ -35,33 +35,6 @@ struct TileConfig {
   int64_t blocks;   // grid size
 };
 
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-
-// 16-byte global -> shared copy; rows past the window are zero-filled (src_bytes = 0 reads nothing).
-__device__ __forceinline__ void copy16_or_zero(void* dst, const void* src, bool valid) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-#else
-  *reinterpret_cast<uint4*>(dst) = valid ? __ldg(reinterpret_cast<const uint4*>(src)) : make_uint4(0, 0, 0, 0);
-#endif
-}
-
-__device__ __forceinline__ void copy_wait_all() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
-#endif
-}
-
 // int8 -> exact fp16 integers (|x| <= 128 is exact); the dequantization scales are applied in FP32 after the mmas.
 __device__ __forceinline__ uint32_t s8x2_to_h2(int v, int shift) {
   const float lo = static_cast<float>(static_cast<int8_t>((v >> shift) & 0xff));
@@ -209,7 +182,7 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(NK, HD)) window_atte
       __half* dst = smem + (wl * hpc + hl) * UNIT_HALVES + part * NK * HDP + r * HDP;
       if constexpr (!IN_INT8) {
         const __half* src = static_cast<const __half*>(p.qkv) + token * 3 * C + col + ch * 8;
-        copy16_or_zero(dst + ch * 8, src, valid);
+        copy16(dst + ch * 8, src, valid);
       } else {
         const int8_t* src = static_cast<const int8_t*>(p.qkv) + token * 3 * C + col + ch * 16;
         int4 v = valid ? __ldg(reinterpret_cast<const int4*>(src)) : make_int4(0, 0, 0, 0);
@@ -220,7 +193,8 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm(NK, HD)) window_atte
         *reinterpret_cast<uint4*>(dst + ch * 16 + 8) = b;
       }
     }
-    copy_wait_all();
+    copy_commit();
+    copy_wait<0>();
     __syncthreads();
   }
 
@@ -510,7 +484,7 @@ __global__ void __launch_bounds__(kThreads, kPersistCtasPerSm)
       const __half* src = static_cast<const __half*>(p.qkv) + base;
 #pragma unroll
       for (int k = 0; k < LOADS; ++k)
-        if (valid >> k & 1u) copy16_or_zero(buf + soff[k], src + goff[k], true);
+        if (valid >> k & 1u) copy16(buf + soff[k], src + goff[k], true);
     } else {
       const int8_t* src = static_cast<const int8_t*>(p.qkv) + base;
 #pragma unroll
@@ -555,7 +529,8 @@ __global__ void __launch_bounds__(kThreads, kPersistCtasPerSm)
     const int stage = static_cast<int>((u - u_begin) & 1);
     __half* sq = bufs + stage * UNIT_HALVES;
     put_int8(sq);
-    copy_wait_all();
+    copy_commit();
+    copy_wait<0>();
     __syncthreads();  // unit u is in shared memory, and every warp is done with unit u - 1 (other buffer, table)
     if (u + 1 < u_end) {
       nxt.advance(pc);
