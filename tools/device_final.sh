@@ -22,6 +22,7 @@ export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 export TRT_SWIN_DATA=$PWD/.data/fashion-mnist
 D=$TRT_SWIN_DATA
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s]"; }
+left() { echo $(( 590 - ($(date +%s) - T0) )); }  # seconds to the end of a 600 s device call
 clean() { tr '\r' '\n' | grep -v -E '%\||^\s*$|it/s\]' ; }
 
 M=runs/fmnist-swin-t.safetensors
@@ -49,12 +50,13 @@ echo "$(el) == GPU tests (ops + engine)"
 # in .whl) spreads the tests over FINAL_TESTS_WORKERS processes sharing the GPU
 xd=; python3 -c "import xdist" 2>/dev/null && xd="-n ${FINAL_TESTS_WORKERS:-6}"
 # FINAL_TESTS_K: a pytest -k expression, to re-run a subset
-timeout ${FINAL_TESTS_S:-300} python3 -m pytest -v $xd -m gpu -p no:cacheprovider ${FINAL_TESTS_K:+-k "$FINAL_TESTS_K"} \
+# -rN: no short summary at the end, so each failure is listed once (its progress line; tracebacks stay in the log)
+timeout ${FINAL_TESTS_S:-300} python3 -m pytest -v -rN $xd -m gpu -p no:cacheprovider ${FINAL_TESTS_K:+-k "$FINAL_TESTS_K"} \
   tests/plugins tests/engines/test_native_gpu.py \
   > "$OUT/gpu_tests.txt" 2>&1
 echo "tests rc=$? ($(grep -c PASSED "$OUT/gpu_tests.txt") PASSED lines)"
-grep -E "FAILED|ERROR|passed|failed" "$OUT/gpu_tests.txt" | grep -v "^\[gw[0-9]*\] \[" | head -40 | cut -c1-400
-grep -E "^\[gw[0-9]*\] \[.*(FAILED|ERROR)|(FAILED|ERROR) *$" "$OUT/gpu_tests.txt" | head -40 | cut -c1-300
+grep -E "^=+ .*(passed|failed|error)" "$OUT/gpu_tests.txt" | tail -1
+grep -E "(FAILED|ERROR)( |$)" "$OUT/gpu_tests.txt" | grep -v "^=" | head -40 | cut -c1-300
 fi
 
 if [ -n "$SAN" ]; then
@@ -76,7 +78,8 @@ fi
 
 if has memops; then
   echo "$(el) == memory-bound ops vs eager / torch.compile, batch 1 / 32 / 128"
-  timeout $(( ${FINAL_MEMOPS_S:-260} < 590 - ($(date +%s) - T0) ? ${FINAL_MEMOPS_S:-260} : 590 - ($(date +%s) - T0) )) python3 -m trt_swin.plugins.bench_memops --batches 1,32,128 --json "$OUT/bench_memops.json" \
+  limit=$(left); [ "$limit" -gt "${FINAL_MEMOPS_S:-260}" ] && limit=${FINAL_MEMOPS_S:-260}
+  timeout $limit python3 -m trt_swin.plugins.bench_memops --batches 1,32,128 --json "$OUT/bench_memops.json" \
     > "$OUT/bench_memops.txt" 2>&1; echo "bench_memops rc=$?"; grep -E " B128 " "$OUT/bench_memops.txt" | head -40
 fi
 

@@ -20,18 +20,19 @@ def main(op: str, H: int, W: int, C: int, shift: int, B: int = 128, ws: int = 7)
     torch.manual_seed(0)
     x = torch.randn(B, H, W, C, device="cuda", dtype=torch.half)
     g, b = torch.ones(C, device="cuda"), torch.zeros(C, device="cuda")
+    if op == "ln_shift_partition":
+        call = lambda: ln_shift_partition(x, g, b, 1e-5, ws, shift)  # noqa: E731
+    elif op == "patch_merge":
+        g4, b4 = torch.ones(4 * C, device="cuda"), torch.zeros(4 * C, device="cuda")
+        call = lambda: patch_merge(x, g4, b4, 1e-5)  # noqa: E731
+    elif op == "window_reverse":
+        y = torch.randn(B * H * W, C, device="cuda", dtype=torch.half)
+        call = lambda: window_reverse(y, x, b, ws, shift, 1.0, g, b, 1e-5, None)  # noqa: E731
+    else:
+        raise SystemExit(f"unknown op {op!r}")
     for _ in range(2):
-        if op == "ln_shift_partition":
-            ln_shift_partition(x, g, b, 1e-5, ws, shift)
-        elif op == "patch_merge":
-            patch_merge(x, torch.ones(4 * C, device="cuda"), torch.zeros(4 * C, device="cuda"), 1e-5)
-        elif op == "window_reverse":
-            y = torch.randn(B * H * W, C, device="cuda", dtype=torch.half)
-            window_reverse(y, x, b, ws, shift, 1.0, g, b, 1e-5, None)
-        else:
-            raise SystemExit(f"unknown op {op!r}")
+        call()
     torch.cuda.synchronize()
-
 
 if __name__ == "__main__":
     main(sys.argv[1], *map(int, sys.argv[2:6]))

@@ -10,10 +10,10 @@ PY="${PYTHON:-python3}"
 export PYTORCH_NO_CUDA_MEMORY_CACHING=1
 status=0
 # sanitize_check once with the default kernel choice and once forcing the persistent window-attention kernel (the
-# choice is read once per process); the fused MLP has its own driver
-run() {  # run TOOL NAME ENV=VALUE MODULE
-  local tool=$1 name=$2 setting=$3 module=$4
-  (export "$setting"; compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 "$PY" -m "$module") \
+# choice is read once per process, from the environment a caller sets for `run`); the fused MLP has its own driver
+run() {  # run TOOL NAME MODULE
+  local tool=$1 name=$2 module=$3
+  compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 "$PY" -m "$module" \
     > "$LOG_DIR/sanitize_${tool}_$name.log" 2>&1
   local rc=$?
   tail -3 "$LOG_DIR/sanitize_${tool}_$name.log"
@@ -22,8 +22,8 @@ run() {  # run TOOL NAME ENV=VALUE MODULE
 }
 for tool in memcheck racecheck; do
   echo "== compute-sanitizer --tool $tool"
-  run "$tool" ops TRT_SWIN_WA_IMPL=auto trt_swin.plugins.sanitize_check
-  run "$tool" ops_persistent TRT_SWIN_WA_IMPL=persistent trt_swin.plugins.sanitize_check
-  run "$tool" fused_mlp TRT_SWIN_WA_IMPL=auto trt_swin.plugins.fused_mlp.sanitize_check
+  run "$tool" ops trt_swin.plugins.sanitize_check
+  TRT_SWIN_WA_IMPL=persistent run "$tool" ops_persistent trt_swin.plugins.sanitize_check
+  run "$tool" fused_mlp trt_swin.plugins.fused_mlp.sanitize_check
 done
 exit $status
