@@ -9,8 +9,9 @@ PY="${PYTHON:-python3}"
 # would otherwise land inside a larger cached block.
 export PYTORCH_NO_CUDA_MEMORY_CACHING=1
 status=0
-# sanitize_check once with the default kernel choice and once forcing the persistent window-attention kernel (the
-# choice is read once per process, from the environment a caller sets for `run`); the fused MLP has its own driver
+# One driver per op family: the memory ops + epilogue, window attention (once as dispatched, once forcing the
+# persistent kernel with one CTA per SM so that each CTA walks several (window, head) units across mask windows; the
+# choice is read once per process, from the environment a caller sets for `run`), and the fused MLP.
 run() {  # run TOOL NAME MODULE
   local tool=$1 name=$2 module=$3
   compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 "$PY" -m "$module" \
@@ -22,8 +23,10 @@ run() {  # run TOOL NAME MODULE
 }
 for tool in memcheck racecheck; do
   echo "== compute-sanitizer --tool $tool"
-  run "$tool" ops trt_swin.plugins.sanitize_check
-  TRT_SWIN_WA_IMPL=persistent run "$tool" ops_persistent trt_swin.plugins.sanitize_check
+  run "$tool" memops trt_swin.plugins.sanitize_check
+  run "$tool" window_attention trt_swin.plugins.window_attention.sanitize_check
+  TRT_SWIN_WA_IMPL=persistent TRT_SWIN_WA_CTAS_PER_SM=1 \
+    run "$tool" window_attention_persistent trt_swin.plugins.window_attention.sanitize_check
   run "$tool" fused_mlp trt_swin.plugins.fused_mlp.sanitize_check
 done
 exit $status
