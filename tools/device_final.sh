@@ -9,7 +9,7 @@
 # "swint bench_t bench_bl" in the next, and never pipe the call through `tail` (a killed pipeline returns nothing).
 # Optional steps: "row_sweep" (bench_memops per TRT_SWIN_ROW_TARGET_VPT), "sanitizer" (tools/sanitize_ops.sh: memcheck + racecheck over every op, in the background beside the
 # tests), "memops" (plugins/bench_memops.py at batch 1 / 32 / 128), "ncu" (the memory ops under their bar) and
-# "variants" (Swin-T engine build variants, tools/engine_variants.py; FINAL_VARIANTS overrides the list).
+# "fattn" (plugins/fused_attention/bench.py), "variants" (Swin-T engine build variants, tools/engine_variants.py; FINAL_VARIANTS overrides the list).
 set -u
 STEPS=${FINAL_STEPS:-tests mini swint bench_t bench_bl}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -88,6 +88,13 @@ if has variants; then
   timeout 200 python3 tools/engine_variants.py --model swin_tiny_patch4_window7_224 \
     ${FINAL_VARIANTS:---variant fp16:erf:0 --variant fp16:erf:128 --variant fp16:tanh:128 --variant fp8:tanh:128 --variant int8:tanh:128} \
     --batch-sizes 1 128 --json "$OUT/variants.json" 2>&1 | grep -v -i warn | tail -30
+fi
+
+if has fattn; then
+  echo "$(el) == fused attention half vs the unfused ops, batch 1 / 32 / 128"
+  timeout ${FINAL_FATTN_S:-200} python3 -m trt_swin.plugins.fused_attention.bench --batches 1,32,128 \
+    --json "$OUT/bench_fused_attention.json" > "$OUT/bench_fused_attention.txt" 2>&1; echo "rc=$?"
+  grep "^|" "$OUT/bench_fused_attention.txt"
 fi
 
 if has mini; then

@@ -3,7 +3,8 @@
     python3 tools/engine_variants.py --model swin_tiny_patch4_window7_224 \
         --variant fp16:erf:0 --variant fp16:tanh:256 --variant fp8:tanh:256 --batch-sizes 1 128 --json OUT.json
 
-A variant is PRECISION:GELU:FUSED_MLP_MAX_C (INT8 / FP8 max-calibrated on random images: timing only, as in
+A variant is PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC]] (fused attention default 96; WPC sets
+$TRT_SWIN_FATTN_WPC, the fused attention's windows per CTA, before the engine captures its graphs; INT8 / FP8 max-calibrated on random images: timing only, as in
 `trt_swin bench --build`). For each variant: median / p90 latency per batch size (CUDA graphs, CUDA events), and the
 kernel time of one replay per batch size by category (torch.profiler): GEMM (cuBLASLt), window attention, fused
 MLP, row-wise memory ops (LN / partition / reverse / merge / epilogue), other (PyTorch copies, fills).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from collections import defaultdict
 
@@ -22,6 +24,7 @@ from trt_swin.cli.bench import time_fn, timing_engine
 from trt_swin.models import load_model
 
 CATEGORIES = (  # first match wins
+    ("fused_attention", re.compile(r"fused_attention|fattn")),
     ("window_attention", re.compile(r"window_attention|wattn")),
     ("fused_mlp", re.compile(r"fused_mlp")),
     ("memops", re.compile(r"ln_shift|window_reverse|patch_merge|epilogue")),
@@ -56,7 +59,7 @@ def profile(engine, x) -> tuple[dict[str, float], list[tuple[str, float]]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="swin_tiny_patch4_window7_224")
-    p.add_argument("--variant", action="append", required=True, help="PRECISION:GELU:FUSED_MLP_MAX_C")
+    p.add_argument("--variant", action="append", required=True, help="PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC]]")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128])
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--json")
@@ -66,8 +69,13 @@ def main() -> None:
     model = model.eval()
     rows, profiles, gemms = [], {}, {}
     for spec in args.variant:
-        prec, gelu, max_c = spec.split(":")
-        eng = timing_engine(model, info, prec, args.batch_sizes, gelu, int(max_c))
+        prec, gelu, max_c, *rest = spec.split(":")
+        attn_max_c = int(rest[0]) if rest else 96
+        if len(rest) > 1:
+            os.environ["TRT_SWIN_FATTN_WPC"] = rest[1]
+        else:
+            os.environ.pop("TRT_SWIN_FATTN_WPC", None)
+        eng = timing_engine(model, info, prec, args.batch_sizes, gelu, int(max_c), attn_max_c)
         for B in args.batch_sizes:
             x = torch.randn(B, info.in_chans, info.img_size, info.img_size, device="cuda")
             r = time_fn(eng, x, args.iters, 20)

@@ -28,5 +28,6 @@ for tool in memcheck racecheck; do
   TRT_SWIN_WA_IMPL=persistent TRT_SWIN_WA_CTAS_PER_SM=1 \
     run "$tool" window_attention_persistent trt_swin.plugins.window_attention.sanitize_check
   run "$tool" fused_mlp trt_swin.plugins.fused_mlp.sanitize_check
+  run "$tool" fused_attention trt_swin.plugins.fused_attention.sanitize_check
 done
 exit $status

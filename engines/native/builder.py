@@ -49,6 +49,12 @@ class BuildConfig:
     # hidden on chip (FP16 MLPs only). H100, batch 128: 2.2x the cuBLASLt path at C = 96, 1.6x at 128, slower from
     # C = 192 (plugins/fused_mlp/README.md); 0: always cuBLASLt GEMMs.
     fused_mlp_max_c: int = 128
+    # Attention halves (LN1 -> shift -> partition -> QKV -> window attention -> proj -> reverse + residual) of blocks
+    # with C <= this (at most 192) run as one kernel per window that keeps q, k, v and the head outputs on chip (FP16
+    # QKV and proj, head_dim 32, windows of <= 64 tokens; plugins/fused_attention); 0: the unfused kernels. H100,
+    # batch 128: 1.21x the unfused kernels at C = 96 (Swin-T/S stage 1), slower at C = 128 (0.79x) and 192 (0.73-0.80x)
+    # (plugins/fused_attention/README.md).
+    fused_attention_max_c: int = 96
 
     def __post_init__(self):
         if self.precision not in ("fp16", "int8", "fp8"):
@@ -59,6 +65,8 @@ class BuildConfig:
             raise ValueError(f"gelu must be 'erf' or 'tanh', got {self.gelu!r}")
         if self.fused_mlp_max_c < 0:
             raise ValueError(f"fused_mlp_max_c must be >= 0, got {self.fused_mlp_max_c}")
+        if self.fused_attention_max_c < 0:
+            raise ValueError(f"fused_attention_max_c must be >= 0, got {self.fused_attention_max_c}")
 
 
 @dataclass

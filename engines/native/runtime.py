@@ -10,6 +10,9 @@ Per Swin block (FP16, 7 launches; INT8 adds the dequantizing epilogues):
   -> FC2 GEMM (+bias, + residual as cuBLASLt's C matrix)
 Blocks with C <= fused_mlp_max_c (FP16 MLPs): window_reverse_ without LN2, then fused_mlp_ (LN2 + FC1 + GELU + FC2 +
 residual in one kernel, the 4C hidden kept on chip): 5 launches.
+Blocks with C <= fused_attention_max_c (FP16 QKV and proj, head_dim 32, windows of <= 64 tokens, timm's shift mask):
+the whole attention half in one kernel per window (fused_attention_: q, k, v and the head outputs stay on chip), then
+the MLP half: with the fused MLP too, 2 launches per block.
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
 multiple of 8). Residual stream: float16 [B, H, W, C].
@@ -28,6 +31,10 @@ import torch.nn.functional as F
 from trt_swin.plugins import ops as _ops  # noqa: F401  (registers torch.ops.trt_swin.*)
 from trt_swin.plugins.epilogue.op import epilogue
 from trt_swin.plugins.epilogue.reference import quantize_fp8, quantize_int8
+from trt_swin.plugins.fused_attention.op import fused_attention_
+from trt_swin.plugins.fused_attention.reference import MAX_C as FUSED_ATTENTION_MAX_C
+from trt_swin.plugins.fused_attention.reference import pad_bias, swin_shift_mask
+from trt_swin.plugins.fused_mlp.op import fused_mlp_
 from trt_swin.plugins.gemm.op import gemm
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
 from trt_swin.plugins.patch_merge.op import patch_merge
@@ -66,6 +73,7 @@ class NativeEngine:
         self.precision = self.build["precision"]
         self.gelu = self.build.get("config", {}).get("gelu", "erf")
         self.fused_mlp_max_c = int(self.build.get("config", {}).get("fused_mlp_max_c", 0))
+        self.fused_attention_max_c = int(self.build.get("config", {}).get("fused_attention_max_c", 0))
         model = self.plan.get("model") or {}
         self.mean, self.std = tuple(model.get("mean", ())), tuple(model.get("std", ()))
         self.num_classes = int(self.plan["num_classes"])
@@ -103,6 +111,24 @@ class NativeEngine:
             for blk in st["blocks"]:  # FC1 writes FC2's FP8 input directly
                 if blk["fc1"]["mode"] == "fp8" and blk["fc2"]["mode"] == "fp8":
                     self.t[blk["fc1"]["name"] + ":out_inv"] = scalar(1.0 / blk["fc2"]["in_scale"])
+                if self._attention_fusable(blk):
+                    self.t[blk["rel_bias"] + ":64"] = pad_bias(self.t[blk["rel_bias"]])
+
+    def _attention_fusable(self, blk: dict[str, Any]) -> bool:
+        """Whether the block's attention half runs as fused_attention_: FP16 QKV and proj without output
+        quantization, head_dim 32, windows of <= 64 tokens, C within fused_attention_max_c, and the engine's mask
+        being the one the kernel derives (timm's)."""
+        qkv_g, proj_g = blk["qkv"], blk["proj"]
+        if not (blk["C"] <= min(self.fused_attention_max_c, FUSED_ATTENTION_MAX_C) and blk["hd"] == 32
+                and blk["ws"] <= 8 and qkv_g["mode"] == proj_g["mode"] == "fp16"
+                and qkv_g["out_scale"] is None and proj_g["out_scale"] is None
+                and qkv_g["N"] == 3 * blk["C"] and qkv_g["K"] == blk["C"] and proj_g["N"] == proj_g["K"] == blk["C"]):
+            return False
+        expected = swin_shift_mask(blk["H"], blk["W"], blk["ws"], blk["ss"])
+        mask = self.t[blk["mask"]] if blk["mask"] else None
+        if expected is None or mask is None:
+            return expected is None and mask is None
+        return mask.shape == expected.shape and bool(torch.equal(mask.cpu(), expected))
 
     # ---- one GEMM with its epilogue ----------------------------------------------------------------------------
     def _finish(self, y, in_scale, col_scale, bias, act, residual, g) -> torch.Tensor:
@@ -186,6 +212,16 @@ class NativeEngine:
         ws, ss = blk["ws"], blk["ss"]
         n1, n2 = blk["norm1"], blk["norm2"]
         qkv_g, proj_g, fc1_g, fc2_g = blk["qkv"], blk["proj"], blk["fc1"], blk["fc2"]
+        fused_mlp = C <= self.fused_mlp_max_c and fc1_g["mode"] == fc2_g["mode"] == "fp16"
+        if blk["rel_bias"] + ":64" in t:  # _attention_fusable at load
+            fused_attention_(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
+                             t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss,
+                             blk["attn_scale"])  # x += attention branch (in place)
+            if fused_mlp:
+                return self._fused_mlp(x, blk)
+            h = ln_shift_partition(x, t[n2["gamma"]], t[n2["beta"]], n2["eps"], 1, 0, **self._quant_out(fc1_g))
+            h = self._gemm(h, fc1_g, fp8_consumer=fc2_g if fc2_g["mode"] == "fp8" else None)  # B*H*W, 4C
+            return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
         tok = ln_shift_partition(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], ws, ss, **self._quant_out(qkv_g))
         qkv = self._gemm(tok, qkv_g)  # B*nW*N, 3C
         s = qkv_g["out_scale"] if qkv.dtype == torch.int8 else 1.0
@@ -196,17 +232,20 @@ class NativeEngine:
         y_scale = proj_g["out_scale"] if y.dtype == torch.int8 else 1.0
         # Same path at every batch size, so an image's logits do not depend on the batch it came in (the fused MLP
         # costs a little at batch 1 on the H100: Swin-T erf GELU 0.540 ms with it vs 0.506 ms without).
-        if C <= self.fused_mlp_max_c and fc1_g["mode"] == fc2_g["mode"] == "fp16":
-            from trt_swin.plugins.fused_mlp.op import fused_mlp_
-
+        if fused_mlp:
             window_reverse_(y, x, None, ws, ss, y_scale)  # x += attention branch (in place)
-            return fused_mlp_(x.view(-1, C), t[n2["gamma"]], t[n2["beta"]], n2["eps"], t[fc1_g["weight"]],
-                              t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],
-                              "gelu_tanh" if self.gelu == "tanh" else "gelu_erf").view(B, H, W, C)
+            return self._fused_mlp(x, blk)
         h = window_reverse_(y, x, None, ws, ss, y_scale, t[n2["gamma"]], t[n2["beta"]], n2["eps"],
                             **self._quant_out(fc1_g, "ln_out_scale"))  # x += attention branch (in place); h = norm2(x)
         h = self._gemm(h.view(-1, C), fc1_g, fp8_consumer=fc2_g if fc2_g["mode"] == "fp8" else None)  # B*H*W, 4C
         return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
+
+    def _fused_mlp(self, x: torch.Tensor, blk: dict[str, Any]) -> torch.Tensor:
+        """x += the block's MLP half (LN2 + FC1 + GELU + FC2), in place, in one kernel."""
+        t, n2, fc1_g, fc2_g = self.t, blk["norm2"], blk["fc1"], blk["fc2"]
+        return fused_mlp_(x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"], t[fc1_g["weight"]],
+                          t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],
+                          "gelu_tanh" if self.gelu == "tanh" else "gelu_erf").view(x.shape)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The whole network, eagerly, on images [B, Cin, H, W] already on the engine's device -> logits float32."""

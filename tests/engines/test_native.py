@@ -60,20 +60,37 @@ def test_fp16_engine_matches_timm(mini, gelu):
     assert bool((out.argmax(1) == ref.argmax(1)).all())
 
 
+@pytest.mark.parametrize("fused_attention_max_c", [0, 192])
 @pytest.mark.parametrize("fused_mlp_max_c", [0, 128])
-def test_fused_mlp_path_matches_the_gemm_path(mini, fused_mlp_max_c, monkeypatch):
-    """fmnist-mini's stages with C = 64 and 128 take the fused MLP (the GEMMs with fused_mlp_max_c = 0); both paths
-    give timm's logits."""
-    import trt_swin.plugins.fused_mlp.op as fused_op
+def test_fused_paths_match_the_unfused_path(mini, fused_mlp_max_c, fused_attention_max_c, monkeypatch):
+    """fmnist-mini's stages with C = 64 and 128 take the fused MLP and the fused attention half (the unfused kernels
+    with 0); every combination gives timm's logits."""
+    import trt_swin.engines.native.runtime as rt
 
     model, info, images, _, ref = mini
-    calls = []
-    real = fused_op.fused_mlp_
-    monkeypatch.setattr(fused_op, "fused_mlp_", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
-    eng = _engine(model, info, "fp16", fused_mlp_max_c=fused_mlp_max_c)
+    calls = {"mlp": [], "attn": []}
+    real_mlp, real_attn = rt.fused_mlp_, rt.fused_attention_
+    monkeypatch.setattr(rt, "fused_mlp_", lambda *a, **k: calls["mlp"].append(a[0].shape) or real_mlp(*a, **k))
+    monkeypatch.setattr(rt, "fused_attention_",
+                        lambda *a, **k: calls["attn"].append(a[0].shape) or real_attn(*a, **k))
+    eng = _engine(model, info, "fp16", fused_mlp_max_c=fused_mlp_max_c, fused_attention_max_c=fused_attention_max_c)
     out = eng(images[:4])
     assert rel_l2(out, ref[:4]) < 5e-3 and bool((out.argmax(1) == ref[:4].argmax(1)).all())
-    assert len(calls) == (4 if fused_mlp_max_c else 0)  # two blocks each at C = 64 and C = 128; none at C = 256
+    # two blocks each at C = 64 and C = 128; none at C = 256
+    assert len(calls["mlp"]) == (4 if fused_mlp_max_c else 0)
+    assert len(calls["attn"]) == (4 if fused_attention_max_c else 0)
+
+
+def test_fused_attention_needs_timms_mask(mini):
+    """An engine whose stored shift mask is not the one the fused kernel derives runs the unfused attention."""
+    model, info, *_ = mini
+    plan, tensors, build = build_native_engine(model, BuildConfig("fp16", max_batch=4), model_info=info.to_dict())
+    blk = plan["stages"][0]["blocks"][1]
+    assert blk["mask"] and NativeEngine({"config": plan, "build": build}, tensors, "cpu")._attention_fusable(blk)
+    tensors[blk["mask"]] = tensors[blk["mask"]].clone()
+    tensors[blk["mask"]][0, 0, 1] = -100.0
+    eng = NativeEngine({"config": plan, "build": build}, tensors, "cpu")
+    assert not eng._attention_fusable(blk) and blk["rel_bias"] + ":64" not in eng.t
 
 
 def _fake_quantized(model, scales, recipe):

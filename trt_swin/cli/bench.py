@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gelu", choices=("erf", "tanh"), default="tanh", help="FC1 GELU flavour of engines built with --build")
     p.add_argument("--fused-mlp-max-c", type=int, default=128, metavar="C",
                    help="engines built with --build: blocks with C <= this run a fused FP16 MLP kernel (0: never)")
+    p.add_argument("--fused-attention-max-c", type=int, default=96, metavar="C",
+                   help="engines built with --build: blocks with C <= this run a fused FP16 attention half (0: never)")
     p.add_argument("--backends", default=",".join(BASELINES), help=f"comma list of baselines ({', '.join(BASELINES)}) or 'none'")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 128])
     p.add_argument("--iters", type=int, default=100)
@@ -85,7 +87,8 @@ def _graphed(module, x):
     return run
 
 
-def timing_engine(model, info, precision: str, batch_sizes: list[int], gelu: str, fused_mlp_max_c: int):
+def timing_engine(model, info, precision: str, batch_sizes: list[int], gelu: str, fused_mlp_max_c: int,
+                  fused_attention_max_c: int = 96):
     """A native engine of `model` built in-process on CUDA, with CUDA graphs for `batch_sizes`. INT8 / FP8 scales are
     max-calibrated on 16 random images: right for timing, not for accuracy."""
     import torch
@@ -99,7 +102,7 @@ def timing_engine(model, info, precision: str, batch_sizes: list[int], gelu: str
         imgs = torch.randn((16, info.in_chans, info.img_size, info.img_size), generator=g)
         scales = calibrate_max(model, imgs, precision)
     cfg = BuildConfig(precision=precision, max_batch=max(batch_sizes), recipe=precision if precision != "fp16" else None,
-                      gelu=gelu, fused_mlp_max_c=fused_mlp_max_c)
+                      gelu=gelu, fused_mlp_max_c=fused_mlp_max_c, fused_attention_max_c=fused_attention_max_c)
     plan, tensors, build = build_native_engine(model, cfg, scales, model_info=info.to_dict(), device=torch.device("cuda"))
     return NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=batch_sizes)
 
@@ -136,7 +139,7 @@ def bench_model(spec: str, args, engines_files: list[str]) -> list[dict]:
     if args.build and not args.compile_only:
         for prec in (p for p in args.build.split(",") if p):
             engines[f"native-{prec}"] = timing_engine(model, info, prec, args.batch_sizes, args.gelu,
-                                                      args.fused_mlp_max_c)
+                                                      args.fused_mlp_max_c, args.fused_attention_max_c)
     for path in engines_files:
         engines[Path(path).name] = load(path, device="cuda")
     with torch.no_grad():

@@ -1,0 +1,112 @@
+"""`python -m trt_swin.plugins.fused_attention.bench --json OUT.json`: the fused attention half vs the unfused ops.
+
+Per (model, stage, batch) of a shifted block ([B, H, W, C], windows 7 x 7, shift 3):
+  fused_wpcN  fused_attention_ with N windows per CTA ($TRT_SWIN_FATTN_WPC)
+  unfused     ln_shift_partition + gemm (QKV + bias) + window_attention + gemm (proj + bias) + window_reverse_
+              (the FP16 engine's unfused path, our kernels)
+Median times (triton.testing.do_bench), achieved TFLOP/s (QKV 6 T C^2 + proj 2 T C^2 + attention 4 * 64 * T C over
+T = windows * 64 padded tokens) and the bytes floor (x read and written once, weights once) at the device-to-device
+copy bandwidth measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
+from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, rotating, time_ms
+from trt_swin.plugins.fused_attention.op import fused_attention_, pad_bias
+from trt_swin.plugins.fused_attention.reference import swin_shift_mask
+from trt_swin.plugins.gemm.op import gemm
+from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
+from trt_swin.plugins.window_attention.op import window_attention
+from trt_swin.plugins.window_reverse.op import window_reverse_
+
+# (model, stage) -> (C, H = W) at 224 input
+CASES = {("swin_t", 1): (96, 56), ("swin_t", 2): (192, 28), ("swin_b", 1): (128, 56), ("swin_l", 1): (192, 56)}
+WS, SHIFT, EPS = 7, 3, 1e-5
+ROTATE_BYTES = 256 << 20  # rotate among copies of x until this many bytes, so large cases are not timed from L2
+
+
+def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
+    C, res = CASES[(model, stage)]
+    nH, dev = C // 32, "cuda"
+    gamma, beta = 1 + 0.1 * torch.randn(C, device=dev), 0.1 * torch.randn(C, device=dev)
+    w_qkv = (torch.randn(3 * C, C, device=dev) * C ** -0.5).half()
+    b_qkv = 0.1 * torch.randn(3 * C, device=dev)
+    # proj scaled down: the in-place op is timed over thousands of calls on the same x, which must stay in range
+    w_proj = (torch.randn(C, C, device=dev) * 0.01 * C ** -0.5).half()
+    b_proj = 0.001 * torch.randn(C, device=dev)
+    bias = 0.5 * torch.randn(nH, WS * WS, WS * WS, device=dev)
+    bias64, mask = pad_bias(bias), swin_shift_mask(res, res, WS, SHIFT).to(dev)
+    b_qkv16, b_proj16 = b_qkv.half(), b_proj.half()
+    x_bytes = batch * res * res * C * 2
+    xs = [torch.randn(batch, res, res, C, device=dev).half() for _ in range(max(1, min(32, math.ceil(ROTATE_BYTES / x_bytes))))]
+
+    def fused(x):
+        fused_attention_(x, gamma, beta, EPS, w_qkv, b_qkv, bias64, w_proj, b_proj, WS, SHIFT, 1.0)
+
+    def unfused(x):
+        tok = ln_shift_partition(x, gamma, beta, EPS, WS, SHIFT)
+        a = window_attention(gemm(tok, w_qkv, b_qkv16), bias, mask, nH, 1.0)
+        window_reverse_(gemm(a, w_proj, b_proj16), x, None, WS, SHIFT)
+
+    # Sanity: both paths compute the same increment.
+    x0 = xs[0].clone()
+    xu, xf = x0.clone(), x0.clone()
+    unfused(xu)
+    fused(xf)
+    ref_inc = xu.double() - x0.double()
+    inc_err = ((xf.double() - x0.double() - ref_inc).norm() / ref_inc.norm()).item()
+
+    sets = [(x,) for x in xs]
+    windows = batch * math.ceil(res / WS) ** 2
+    r = dict(model=model, stage=stage, batch=batch, C=C, tokens=batch * res * res, inc_rel_l2_vs_unfused=inc_err)
+    for wpc in (1, 2):
+        os.environ["TRT_SWIN_FATTN_WPC"] = str(wpc)
+        try:
+            r[f"fused_wpc{wpc}_ms"] = time_ms(rotating(fused, sets), rep=150)
+        finally:
+            del os.environ["TRT_SWIN_FATTN_WPC"]
+    r["unfused_ms"] = time_ms(rotating(unfused, sets), rep=150)
+    T = windows * 64
+    flops = 8 * T * C * C + 4 * 64 * T * C
+    best = min(r["fused_wpc1_ms"], r["fused_wpc2_ms"])
+    r["fused_tflops"] = flops / best / 1e9
+    r["bytes_floor_ms"] = (2 * x_bytes + 4 * C * C * 2) / copy_gbs / 1e6
+    r["speedup_vs_unfused"] = r["unfused_ms"] / best
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batches", default="1,32,128", help="comma list (default: %(default)s)")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("error: CUDA is not available", file=sys.stderr)
+        return 2
+    torch.manual_seed(0)
+    copy_gbs = copy_bandwidth_gbs()
+    rows = [bench_case(m, s, b, copy_gbs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
+    out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    print(f"\nfused_attention on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
+    print("| model | stage | batch | C | fused wpc1 ms | fused wpc2 ms | TFLOP/s | unfused ms | bytes floor ms | "
+          "speedup | inc err |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['stage']} | {r['batch']} | {r['C']} | {r['fused_wpc1_ms']:.4f} | "
+              f"{r['fused_wpc2_ms']:.4f} | {r['fused_tflops']:.0f} | {r['unfused_ms']:.4f} | {r['bytes_floor_ms']:.4f} | "
+              f"{r['speedup_vs_unfused']:.2f}x | {r['inc_rel_l2_vs_unfused']:.1e} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""trt_swin::fused_attention_ (a Swin block's whole attention half, in place) against its FP32 reference.
+
+CPU: the reference against timm's SwinTransformerBlock (norm1 + _attn, unrounded), the analytic shift mask against
+timm's get_attn_mask, the CPU kernel, fake kernel, schema and error messages. GPU: the kernel over the real models'
+blocks with C <= 192 and N <= 64 (tests/shapes.py: Swin-T/S/B/L stages 1-2 at 224/w7) at batch 2, and edge shapes
+(padded maps, small windows, shift 1, one image, an odd number of windows so a two-window CTA is half empty, every
+supported C), both windows-per-CTA tilings. Bound: relative L2 of x <= 1e-3, of the attention increment (out - x)
+<= 5e-3 and per token row <= 3e-2 (fp16 roundings of q / k / v / P / O); memory around x untouched.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from shapes import BLOCK_SHAPES
+from test_ops_common import POISON_BYTE, rel_l2
+from timm.models.swin_transformer import SwinTransformerBlock
+
+from trt_swin.plugins.fused_attention.op import fused_attention_, pad_bias
+from trt_swin.plugins.fused_attention.reference import fused_attention_ref, swin_shift_mask
+from trt_swin.plugins.window_attention.reference import gather_relative_position_bias
+
+EPS = 1e-5
+SCALE = 32 ** -0.5
+
+# The real models' blocks this kernel serves (C <= 192, windows of <= 64 tokens), one per (H, W, C, ws, shift).
+_REAL = sorted({(s.H, s.W, s.C, s.ws, s.ss) for s in BLOCK_SHAPES if s.C <= 192 and s.N <= 64 and s.hd == 32})
+REAL_SHAPES = [pytest.param(2, h, w, c, ws, ss, id=f"B2-{h}x{w}-C{c}-w{ws}-s{ss}") for h, w, c, ws, ss in _REAL]
+# (B, H, W, C, ws, shift): padded maps (H, W not multiples of ws), small windows, shift 1, one image, 3 x 3 = 9
+# windows (odd: the last two-window CTA is half empty), every supported C.
+EDGE_SHAPES = [pytest.param(*s, id="B{}-{}x{}-C{}-w{}-s{}".format(*s)) for s in [
+    (1, 7, 7, 32, 7, 0), (1, 9, 13, 64, 7, 3), (3, 21, 21, 96, 7, 3), (2, 10, 10, 128, 4, 2), (1, 8, 8, 160, 8, 4),
+    (2, 12, 12, 192, 6, 1), (1, 5, 11, 96, 3, 1), (2, 14, 14, 192, 7, 0), (1, 3, 3, 64, 1, 0)]]
+
+
+def _inputs(B, H, W, C, ws, device, seed=0):
+    """Random block-like inputs: x with an offset and scale (LayerNorm has work to do), unit-variance projections,
+    a relative-position-bias-sized bias."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    nH, N = C // 32, ws * ws
+    x = (torch.randn(B, H, W, C, generator=g) * 2 + 0.5).half()
+    gamma = 1 + 0.2 * torch.randn(C, generator=g)
+    beta = 0.2 * torch.randn(C, generator=g)
+    w_qkv = (torch.randn(3 * C, C, generator=g) * C ** -0.5).half()
+    b_qkv = 0.2 * torch.randn(3 * C, generator=g)
+    bias = 0.5 * torch.randn(nH, N, N, generator=g)
+    w_proj = (torch.randn(C, C, generator=g) * C ** -0.5).half()
+    b_proj = 0.2 * torch.randn(C, generator=g)
+    return [t.to(device) for t in (x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj)]
+
+
+def _timm_block(H, W, C, ws, shift):
+    blk = SwinTransformerBlock(C, (H, W), num_heads=C // 32, window_size=ws, shift_size=shift)
+    return blk.eval()
+
+
+# ---- CPU: reference, CPU kernel, fake kernel, schema, errors ----------------------------------------------------
+
+@pytest.mark.parametrize("H,W,C,ws,shift", [(14, 14, 96, 7, 3), (14, 14, 64, 7, 0), (9, 13, 64, 7, 3),
+                                            (12, 12, 128, 4, 2)])
+def test_reference_is_the_timm_attention_half(H, W, C, ws, shift):
+    """Without its fp16 roundings the reference is x + _attn(norm1(x)) of timm's block, in FP32."""
+    blk = _timm_block(H, W, C, ws, shift)
+    if blk.window_size != (ws, ws) or blk.shift_size != (shift, shift):
+        pytest.skip(f"timm adjusted the window to {blk.window_size} / shift {blk.shift_size} at this resolution")
+    x, *_ = _inputs(2, H, W, C, ws, "cpu")
+    with torch.no_grad():
+        torch.nn.init.normal_(blk.attn.relative_position_bias_table, std=0.5)
+        expected = x.float() + blk._attn(blk.norm1(x.float()))
+        a = blk.attn
+        got = fused_attention_ref(x, blk.norm1.weight, blk.norm1.bias, blk.norm1.eps, a.qkv.weight, a.qkv.bias,
+                                  gather_relative_position_bias(a), a.proj.weight, a.proj.bias, ws, shift, a.scale,
+                                  round_to_fp16=False)
+    assert rel_l2(got, expected) <= 1e-5
+
+
+@pytest.mark.parametrize("H,W,ws,shift", [(56, 56, 7, 3), (28, 28, 7, 3), (14, 14, 7, 3), (9, 13, 7, 3),
+                                          (12, 12, 4, 2), (10, 10, 4, 1)])
+def test_shift_mask_is_timms(H, W, ws, shift):
+    """The mask the kernel derives from window coordinates is timm's get_attn_mask, padded maps included."""
+    blk = _timm_block(H, W, 32, ws, shift)
+    if blk.window_size != (ws, ws) or blk.shift_size != (shift, shift):
+        pytest.skip(f"timm adjusted the window to {blk.window_size} / shift {blk.shift_size} at this resolution")
+    expected = blk.get_attn_mask(device=torch.device("cpu"), dtype=torch.float32)
+    assert torch.equal(swin_shift_mask(H, W, ws, shift), expected)
+    assert swin_shift_mask(H, W, ws, 0) is None
+
+
+def test_pad_bias_layout():
+    bias = torch.randn(3, 49, 49)
+    p = pad_bias(bias)
+    assert p.shape == (3, 64, 64) and p.dtype == torch.float32
+    assert torch.equal(p[:, :49, :49], bias)
+    assert torch.isneginf(p[:, :, 49:]).all() and (p[:, 49:, :49] == 0).all()
+
+
+def test_cpu_kernel_is_the_rounded_reference():
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(2, 14, 14, 96, 7, "cpu")
+    x0 = x.clone()
+    out = fused_attention_(x, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, 7, 3, SCALE)
+    assert out is x
+    ref = fused_attention_ref(x0, gamma, beta, EPS, w_qkv, b_qkv, bias, w_proj, b_proj, 7, 3, SCALE).half()
+    assert torch.equal(x, ref)
+    assert not torch.equal(x, x0)
+
+
+def test_opcheck():
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(1, 7, 7, 64, 7, "cpu")
+    torch.library.opcheck(torch.ops.trt_swin.fused_attention_.default,
+                          (x, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, 7, 0, SCALE),
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.parametrize("case,match", [
+    ("x-3d", r"x must be \[B, H, W, C\]"),
+    ("C-odd", "C must be a multiple of 32"),
+    ("C-large", "C must be a multiple of 32"),
+    ("ws", "window_size must be in 1..8"),
+    ("shift", "shift must be in"),
+    ("bias-unpadded", r"bias64 must be \[2, 64, 64\]"),
+    ("w_qkv-shape", r"w_qkv must be \[192, 64\]"),
+    ("x-fp32", "x must be torch.float16"),
+    ("b_proj-fp16", "b_proj must be torch.float32"),
+])
+def test_bad_inputs(case, match):
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(1, 7, 7, 64, 7, "cpu")
+    bias64, ws, shift = pad_bias(bias), 7, 0
+    if case == "x-3d":
+        x = x[0]
+    elif case == "C-odd":
+        x = x[..., :48].contiguous()
+    elif case == "C-large":
+        x = torch.zeros(1, 7, 7, 224).half()
+    elif case == "ws":
+        ws = 12
+    elif case == "shift":
+        shift = 7
+    elif case == "bias-unpadded":
+        bias64 = bias
+    elif case == "w_qkv-shape":
+        w_qkv = w_qkv[:, :32].contiguous().T.contiguous()
+    elif case == "x-fp32":
+        x = x.float()
+    else:
+        b_proj = b_proj.half()
+    with pytest.raises(RuntimeError, match=match):
+        fused_attention_(x, gamma, beta, EPS, w_qkv, b_qkv, bias64, w_proj, b_proj, ws, shift, SCALE)
+
+
+# ---- GPU: the kernel against the reference --------------------------------------------------------------------------
+
+GUARD = 4096  # fp16 elements of poisoned memory on each side of x
+
+
+def _run_guarded(B, H, W, C, ws, shift, seed=0):
+    """Runs the op on an x that sits between two poisoned guard regions; returns (x0, out, reference, guards ok)."""
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(B, H, W, C, ws, "cuda", seed)
+    n = x.numel()
+    buf = torch.full((2 * (2 * GUARD + n),), POISON_BYTE, dtype=torch.uint8, device="cuda").view(torch.float16)
+    xg = buf[GUARD:GUARD + n].view(x.shape)
+    xg.copy_(x)
+    ref = fused_attention_ref(x, gamma, beta, EPS, w_qkv, b_qkv, bias, w_proj, b_proj, ws, shift, SCALE)
+    out = fused_attention_(xg, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, ws, shift, SCALE)
+    torch.cuda.synchronize()
+    assert out.data_ptr() == xg.data_ptr()
+    guards = torch.cat([buf[:GUARD], buf[GUARD + n:]]).view(torch.uint8)
+    return x, out, ref, bool((guards == POISON_BYTE).all())
+
+
+def _assert_close(x0, out, ref):
+    assert torch.isfinite(out).all(), f"{(~torch.isfinite(out)).sum().item()} non-finite outputs"
+    err = rel_l2(out, ref)
+    assert err <= 1e-3, f"relative L2 error of x {err:.2e} > 1e-3"
+    # Per token row and over the increment too: a row left un-updated would hide in the total since x dominates it.
+    C = out.shape[-1]
+    inc, ref_inc = (out.double() - x0.double()).view(-1, C), (ref.double() - x0.double()).view(-1, C)
+    err_inc = rel_l2(inc, ref_inc)
+    assert err_inc <= 5e-3, f"relative L2 error of the attention increment {err_inc:.2e} > 5e-3"
+    row_err = (inc - ref_inc).norm(dim=1) / ref_inc.norm(dim=1).clamp_min(1e-6)
+    assert row_err.max().item() <= 3e-2, f"row {row_err.argmax().item()} off by {row_err.max().item():.2e}"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("wpc", ["1", "2"])
+@pytest.mark.parametrize("B,H,W,C,ws,shift", REAL_SHAPES + EDGE_SHAPES)
+def test_fused_attention_matches_reference(monkeypatch, B, H, W, C, ws, shift, wpc):
+    monkeypatch.setenv("TRT_SWIN_FATTN_WPC", wpc)
+    x0, out, ref, guards_ok = _run_guarded(B, H, W, C, ws, shift)
+    _assert_close(x0, out, ref)
+    assert guards_ok, "the op wrote outside x"
+
+
+@pytest.mark.gpu
+def test_empty_batch():
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(0, 7, 7, 96, 7, "cuda")
+    assert fused_attention_(x, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, 7, 3,
+                            SCALE).shape == (0, 7, 7, 96)
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replay():
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(3, 14, 14, 96, 7, "cuda")
+    bias64 = pad_bias(bias)
+    x0 = x.clone()
+    args = (gamma, beta, EPS, w_qkv, b_qkv, bias64, w_proj, b_proj, 7, 3, SCALE)
+    fused_attention_(x.clone(), *args)  # warm-up outside capture
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fused_attention_(x, *args)
+    x.copy_(x0)
+    g.replay()
+    torch.cuda.synchronize()
+    _assert_close(x0, x, fused_attention_ref(x0, gamma, beta, EPS, w_qkv, b_qkv, bias, w_proj, b_proj, 7, 3, SCALE))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case,match", [
+    ("cpu-gamma", "all tensors must be on one device"),
+    ("x-strided", "x must be contiguous"),
+    ("x-misaligned", "16-byte aligned"),
+    ("cpp-ws", "window_size must be in 1..8"),
+])
+def test_cuda_bad_inputs(case, match):
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(1, 7, 7, 96, 7, "cuda")
+    bias64 = pad_bias(bias)
+    if case == "cpp-ws":  # past the Python wrapper: the C++ op's own check
+        with pytest.raises(RuntimeError, match=match):
+            torch.ops.trt_swin.fused_attention_(x, gamma, beta, EPS, w_qkv, b_qkv, bias64, w_proj, b_proj, 12, 0, 1.0)
+        return
+    if case == "cpu-gamma":
+        gamma = gamma.cpu()
+    elif case == "x-strided":
+        x = torch.zeros(1, 7, 7, 192, device="cuda").half()[..., ::2]
+    else:
+        x = torch.zeros(49 * 96 + 1, device="cuda").half()[1:].view(1, 7, 7, 96)
+    with pytest.raises(RuntimeError, match=match):
+        fused_attention_(x, gamma, beta, EPS, w_qkv, b_qkv, bias64, w_proj, b_proj, 7, 0, SCALE)
