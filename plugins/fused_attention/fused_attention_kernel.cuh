@@ -45,7 +45,8 @@ struct Tile {
   static constexpr int WP_HALVES = C * kLDH;          // w_proj[:, 32h : 32h + 32]: rows n, 32 columns
   static constexpr int STAGE_HALVES = WQKV_HALVES + WP_HALVES;
   static constexpr int KV_HALVES = WPC * 2 * kNK * kLDH;
-  static constexpr int kSmemBytes = (A_HALVES + 2 * STAGE_HALVES + KV_HALVES) * 2 + WPC * kNK * 4;  // + token rows
+  // + per tile row: token index (int) and mask region (int8)
+  static constexpr int kSmemBytes = (A_HALVES + 2 * STAGE_HALVES + KV_HALVES) * 2 + WPC * kNK * 5;
   // Two resident CTAs per SM where their shared memory fits (228 KB on H100, 1 KB reserved per CTA).
   static constexpr int kMinBlocks = 2 * (kSmemBytes + 1024) <= 228 * 1024 ? 2 : 1;
   static_assert(C % kHd == 0 && C >= 32 && C <= 192, "C: multiple of 32 in [32, 192]");
@@ -80,6 +81,7 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks) fused_attention_ke
   __half* sW = sA + K::A_HALVES;          // 2 stages of [w_qkv slabs | w_proj slice]
   __half* sKV = sW + 2 * K::STAGE_HALVES;  // per window: k [64][40], v [64][40]
   int* sTok = reinterpret_cast<int*>(sKV + K::KV_HALVES);  // per tile row: token index into x, or -1 (padding)
+  int8_t* sRid = reinterpret_cast<int8_t*>(sTok + K::WPC * kNK);  // per tile row: shift-mask region (0..8)
 
   const int tid = threadIdx.x;
   const int warp = tid / 32, lane = tid % 32;
@@ -104,20 +106,29 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks) fused_attention_ke
     }
   };
 
-  // ---- (1) gather: tile row (wl, r) is window w0 + wl's token r; rows outside the window or the image are zeros.
-  for (int i = tid; i < K::WPC * kNK * (C / 8); i += K::kThreads) {
-    const int row = i / (C / 8), c8 = i % (C / 8);
+  // ---- (1) token row and shift-mask region of every tile row, once (index math off the per-chunk path), then the
+  // gather: tile row (wl, r) is window w0 + wl's token r; rows outside the window or the image are zeros.
+  const int Hp = nWh * ws, Wp = nWw * ws;
+  for (int row = tid; row < K::WPC * kNK; row += K::kThreads) {
     const int64_t w = w0 + row / kNK;
     const int r = row % kNK;
-    int64_t tok = -1;
+    int tok = -1, rid = 0;
     if (w < num_windows && r < N) {
-      const int64_t b = w / (nWh * nWw);
-      const int wi = static_cast<int>(w % (nWh * nWw));
-      const int y = (wi / nWw) * ws + r / ws, xx = (wi % nWw) * ws + r % ws;  // padded, shifted frame
+      const int wn = static_cast<int>(w);  // num_windows <= B * H * W < 2^31 (checked on the host)
+      const int b = wn / (nWh * nWw), wi = wn % (nWh * nWw);
+      const int i = r / ws, j = r - (r / ws) * ws;
+      const int y = (wi / nWw) * ws + i, xx = (wi % nWw) * ws + j;  // padded, shifted frame
       if (y < p.H && xx < p.W) tok = (b * p.H + (y + shift) % p.H) * p.W + (xx + shift) % p.W;
+      rid = region(y, Hp, ws, shift) * 3 + region(xx, Wp, ws, shift);
     }
-    copy16(sA + row * LDA + c8 * 8, p.x + (tok >= 0 ? tok : 0) * C + c8 * 8, tok >= 0);
-    if (c8 == 0) sTok[row] = static_cast<int>(tok);  // B * H * W < 2^31 (checked on the host)
+    sTok[row] = tok;
+    sRid[row] = static_cast<int8_t>(rid);
+  }
+  __syncthreads();
+  for (int i = tid; i < K::WPC * kNK * (C / 8); i += K::kThreads) {
+    const int row = i / (C / 8), c8 = i % (C / 8);
+    const int tok = sTok[row];
+    copy16(sA + row * LDA + c8 * 8, p.x + static_cast<int64_t>(tok >= 0 ? tok : 0) * C + c8 * 8, tok >= 0);
   }
   copy_commit();
   load_head(0, 0);
@@ -154,21 +165,17 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks) fused_attention_ke
   }
 
   // Shift mask of this thread's logits, head-independent: bit (2 nt + e) of same0 / same1 says whether key
-  // 8 nt + 2t + e is in the same region as query row r0 / r1. Unshifted blocks and windows past the end: all same.
+  // 8 nt + 2t + e is in the same region as query row r0 / r1. Unshifted blocks: all same. Rows >= N hold region 0:
+  // those keys are -inf in bias64 and those query rows are dropped.
   const int r0 = mt * 16 + g, r1 = r0 + 8;
   uint32_t same0 = 0xffffffffu, same1 = 0xffffffffu;
-  const int64_t w = w0 + wl;
-  if (shift > 0 && w < num_windows) {
-    const int wi = static_cast<int>(w % (nWh * nWw));
-    const int oy = (wi / nWw) * ws, ox = (wi % nWw) * ws;
-    const int Hp = nWh * ws, Wp = nWw * ws;
-    auto rid = [&](int r) { return region(oy + r / ws, Hp, ws, shift) * 3 + region(ox + r % ws, Wp, ws, shift); };
-    const int id0 = rid(min(r0, N - 1)), id1 = rid(min(r1, N - 1));
+  if (shift > 0) {
+    const int8_t* rw = sRid + wl * kNK;
+    const int id0 = rw[r0], id1 = rw[r1];
     same0 = same1 = 0;
 #pragma unroll
     for (int k = 0; k < 16; ++k) {
-      const int c = (k / 2) * 8 + 2 * t + k % 2;
-      const int idc = rid(min(c, N - 1));  // keys >= N are -inf in bias64 anyway
+      const int idc = rw[(k / 2) * 8 + 2 * t + k % 2];
       same0 |= static_cast<uint32_t>(idc == id0) << k;
       same1 |= static_cast<uint32_t>(idc == id1) << k;
     }
