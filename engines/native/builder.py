@@ -65,8 +65,9 @@ class BuildConfig:
             raise ValueError(f"gelu must be 'erf' or 'tanh', got {self.gelu!r}")
         if self.fused_mlp_max_c < 0:
             raise ValueError(f"fused_mlp_max_c must be >= 0, got {self.fused_mlp_max_c}")
-        if self.fused_attention_max_c < 0:
-            raise ValueError(f"fused_attention_max_c must be >= 0, got {self.fused_attention_max_c}")
+        if not 0 <= self.fused_attention_max_c <= 192:
+            raise ValueError(f"fused_attention_max_c must be in 0..192 (the fused attention kernel's widest C), "
+                             f"got {self.fused_attention_max_c}")
 
 
 @dataclass

@@ -282,6 +282,8 @@ def test_bad_build_config():
         BuildConfig("int4")
     with pytest.raises(ValueError, match="max_batch"):
         BuildConfig("fp16", max_batch=0)
+    with pytest.raises(ValueError, match=r"fused_attention_max_c must be in 0\.\.192"):
+        BuildConfig("fp16", fused_attention_max_c=256)
 
 
 # ---- CLI -----------------------------------------------------------------------------------------------------------
