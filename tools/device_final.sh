@@ -9,7 +9,8 @@
 # "swint bench_t bench_bl" in the next, and never pipe the call through `tail` (a killed pipeline returns nothing).
 # Optional steps: "row_sweep" (bench_memops per TRT_SWIN_ROW_TARGET_VPT), "sanitizer" (tools/sanitize_ops.sh: memcheck + racecheck over every op, in the background beside the
 # tests), "memops" (plugins/bench_memops.py at batch 1 / 32 / 128), "ncu" (the memory ops under their bar) and
-# "fattn" (plugins/fused_attention/bench.py), "variants" (Swin-T engine build variants, tools/engine_variants.py; FINAL_VARIANTS overrides the list).
+# "fattn" (plugins/fused_attention/bench.py), "fmlp" (plugins/fused_mlp/bench.py;
+# FINAL_FMLP_VARIANTS, FINAL_FMLP_TRITON), "ncu_fattn" (warp stall reasons; FINAL_NCU_FATTN_WPC), "variants" (Swin-T engine build variants, tools/engine_variants.py; FINAL_VARIANTS overrides the list).
 set -u
 STEPS=${FINAL_STEPS:-tests mini swint bench_t bench_bl}
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -95,6 +96,27 @@ if has fattn; then
   timeout ${FINAL_FATTN_S:-200} python3 -m trt_swin.plugins.fused_attention.bench --batches 1,32,128 \
     --json "$OUT/bench_fused_attention.json" > "$OUT/bench_fused_attention.txt" 2>&1; echo "rc=$?"
   grep "^|" "$OUT/bench_fused_attention.txt"
+fi
+
+if has fmlp; then
+  echo "$(el) == fused MLP half: tile variants and Triton configs vs the unfused GEMMs, batch 32 / 128"
+  timeout ${FINAL_FMLP_S:-200} python3 -m trt_swin.plugins.fused_mlp.bench --batches 32,128 \
+    --variants "${FINAL_FMLP_VARIANTS:-1}" --triton-configs "${FINAL_FMLP_TRITON:-}" --json "$OUT/bench_fused_mlp.json" > "$OUT/bench_fused_mlp.txt" 2>&1
+  echo "rc=$?"; grep "^|" "$OUT/bench_fused_mlp.txt"
+fi
+
+if has ncu_fattn; then  # warp stall reasons of the fused attention, Swin-T stage 1 / 2 at batch 128, per WPC
+  echo "$(el) == ncu: fused attention stall reasons"
+  for cfg in ${FINAL_NCU_FATTN_WPC:-2}; do
+    TRT_SWIN_FATTN_WPC=$cfg timeout 120 ncu -k regex:fused_attention --launch-skip 2 \
+      --launch-count 2 --section SpeedOfLight --section Occupancy --section LaunchStats --section SchedulerStats \
+      --section WarpStateStats --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
+      python3 tools/ncu_fused_attention.py > "$OUT/ncu_fattn_wpc$cfg.txt" 2>&1
+    echo "-- windows per CTA $cfg"
+    grep -E "Duration|Registers Per|Achieved Occupancy|Issued Warp Per Scheduler|No Eligible|Warp Cycles Per Issued" \
+      "$OUT/ncu_fattn_wpc$cfg.txt" | sed 's/  */ /g'
+    grep -E "issue_stalled" "$OUT/ncu_fattn_wpc$cfg.txt" | sed 's/  */ /g' | sort -k3 -g -r | head -16
+  done
 fi
 
 if has mini; then

@@ -3,8 +3,10 @@
     python3 tools/engine_variants.py --model swin_tiny_patch4_window7_224 \
         --variant fp16:erf:0 --variant fp16:tanh:256 --variant fp8:tanh:256 --batch-sizes 1 128 --json OUT.json
 
-A variant is PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC]] (fused attention default 96; WPC sets
-$TRT_SWIN_FATTN_WPC, the fused attention's windows per CTA, before the engine captures its graphs; INT8 / FP8 max-calibrated on random images: timing only, as in
+A variant is PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC[:MLP_VARIANT[:MLP_KERNEL]]]] (fused attention
+default 96; WPC and MLP_VARIANT set the sweep knobs $TRT_SWIN_FATTN_WPC and $TRT_SWIN_MLP_VARIANT before the engine
+captures its graphs, 0 or absent: the op's default; MLP_KERNEL auto (default), cuda or triton; INT8 / FP8 max-calibrated on random images:
+timing only, as in
 `trt_swin bench --build`). For each variant: median / p90 latency per batch size (CUDA graphs, CUDA events), and the
 kernel time of one replay per batch size by category (torch.profiler): GEMM (cuBLASLt), window attention, fused
 MLP, row-wise memory ops (LN / partition / reverse / merge / epilogue), other (PyTorch copies, fills).
@@ -22,6 +24,8 @@ import torch
 from trt_swin.cli.args import print_table
 from trt_swin.cli.bench import time_fn, timing_engine
 from trt_swin.models import load_model
+
+KNOBS = ("TRT_SWIN_FATTN_WPC", "TRT_SWIN_MLP_VARIANT")  # variant fields 5 and 6
 
 CATEGORIES = (  # first match wins
     ("fused_attention", re.compile(r"fused_attention|fattn")),
@@ -59,7 +63,7 @@ def profile(engine, x) -> tuple[dict[str, float], list[tuple[str, float]]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="swin_tiny_patch4_window7_224")
-    p.add_argument("--variant", action="append", required=True, help="PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC]]")
+    p.add_argument("--variant", action="append", required=True, help="PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC[:MLP_VARIANT[:MLP_KERNEL]]]]")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128])
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--json")
@@ -71,11 +75,13 @@ def main() -> None:
     for spec in args.variant:
         prec, gelu, max_c, *rest = spec.split(":")
         attn_max_c = int(rest[0]) if rest else 96
-        if len(rest) > 1:
-            os.environ["TRT_SWIN_FATTN_WPC"] = rest[1]
-        else:
-            os.environ.pop("TRT_SWIN_FATTN_WPC", None)
-        eng = timing_engine(model, info, prec, args.batch_sizes, gelu, int(max_c), attn_max_c)
+        for i, knob in enumerate(KNOBS, start=1):
+            if len(rest) > i and rest[i] != "0":
+                os.environ[knob] = rest[i]
+            else:
+                os.environ.pop(knob, None)
+        eng = timing_engine(model, info, prec, args.batch_sizes, gelu, int(max_c), attn_max_c,
+                            rest[3] if len(rest) > 3 else "auto")
         for B in args.batch_sizes:
             x = torch.randn(B, info.in_chans, info.img_size, info.img_size, device="cuda")
             r = time_fn(eng, x, args.iters, 20)

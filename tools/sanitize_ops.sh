@@ -2,6 +2,7 @@
 # Runs compute-sanitizer memcheck and racecheck over plugins/sanitize_check.py (every built trt_swin op on a
 # representative set of shapes). Exit status: non-zero if either tool reports an error or the script fails.
 #   tools/sanitize_ops.sh [LOG_DIR]      (needs the op library built: python -m trt_swin.plugins.build)
+# SANITIZE_OPS="fused_mlp fused_attention" runs only the named drivers (default: all).
 set -u
 LOG_DIR="${1:-.}"
 PY="${PYTHON:-python3}"
@@ -14,6 +15,7 @@ status=0
 # choice is read once per process, from the environment a caller sets for `run`), and the fused MLP.
 run() {  # run TOOL NAME MODULE
   local tool=$1 name=$2 module=$3
+  [ -n "${SANITIZE_OPS:-}" ] && [[ " $SANITIZE_OPS " != *" $name "* ]] && return 0
   compute-sanitizer --tool "$tool" --error-exitcode 97 --print-limit 20 "$PY" -m "$module" \
     > "$LOG_DIR/sanitize_${tool}_$name.log" 2>&1
   local rc=$?

@@ -46,9 +46,15 @@ class BuildConfig:
     gelu: Literal["erf", "tanh"] = "tanh"
     backend: str = "native"
     # MLPs (LN2 -> FC1 -> GELU -> FC2 + residual) of blocks with C <= this run as one fused kernel that keeps the 4C
-    # hidden on chip (FP16 MLPs only). H100, batch 128: 2.2x the cuBLASLt path at C = 96, 1.6x at 128, slower from
-    # C = 192 (plugins/fused_mlp/README.md); 0: always cuBLASLt GEMMs.
+    # hidden on chip (FP16 MLPs only); 0: always cuBLASLt GEMMs. H100, Swin-T batch 128: stage 1 (C 96) fused takes
+    # 0.63 ms (Triton kernel) / 0.70 ms (CUDA) for its 2 blocks; stage 2 (C 192) fused 0.47 ms (Triton) against
+    # 0.35 ms for the engine's unfused path (LN2 inside window_reverse_, cuBLASLt GEMMs), so 128 stays the bound
+    # (BENCHMARKS.md session 5).
     fused_mlp_max_c: int = 128
+    # Which fused MLP kernel: "triton" (plugins/fused_mlp/triton_mlp.py, wgmma through Triton: the faster one on the
+    # H100), "cuda" (the mma.sync kernel, every architecture) or "auto": triton on compute capability 9.x when Triton
+    # imports, else cuda, decided when the engine is loaded.
+    mlp_kernel: Literal["auto", "cuda", "triton"] = "auto"
     # Attention halves (LN1 -> shift -> partition -> QKV -> window attention -> proj -> reverse + residual) of blocks
     # with C <= this (at most 192) run as one kernel per window that keeps q, k, v and the head outputs on chip (FP16
     # QKV and proj, head_dim 32, windows of <= 64 tokens; plugins/fused_attention); 0: the unfused kernels. H100,
@@ -63,6 +69,8 @@ class BuildConfig:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
         if self.gelu not in ("erf", "tanh"):
             raise ValueError(f"gelu must be 'erf' or 'tanh', got {self.gelu!r}")
+        if self.mlp_kernel not in ("auto", "cuda", "triton"):
+            raise ValueError(f"mlp_kernel must be 'auto', 'cuda' or 'triton', got {self.mlp_kernel!r}")
         if self.fused_mlp_max_c < 0:
             raise ValueError(f"fused_mlp_max_c must be >= 0, got {self.fused_mlp_max_c}")
         if not 0 <= self.fused_attention_max_c <= 192:

@@ -9,7 +9,8 @@ Per Swin block (FP16, 7 launches; INT8 adds the dequantizing epilogues):
   -> FC1 GEMM (+bias + GELU: cuBLASLt tanh epilogue, or GEMM + erf-GELU epilogue op)
   -> FC2 GEMM (+bias, + residual as cuBLASLt's C matrix)
 Blocks with C <= fused_mlp_max_c (FP16 MLPs): window_reverse_ without LN2, then fused_mlp_ (LN2 + FC1 + GELU + FC2 +
-residual in one kernel, the 4C hidden kept on chip): 5 launches.
+residual in one kernel, the 4C hidden kept on chip; the Triton kernel or the CUDA one, see resolve_mlp_kernel): 5
+launches.
 Blocks with C <= fused_attention_max_c (FP16 QKV and proj, head_dim 32, windows of <= 64 tokens, timm's shift mask):
 the whole attention half in one kernel per window (fused_attention_: q, k, v and the head outputs stay on chip), then
 the MLP half: with the fused MLP too, 2 launches per block.
@@ -22,6 +23,7 @@ the engine is tested without a GPU.
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,16 @@ from trt_swin.plugins.fused_attention.op import fused_attention_
 from trt_swin.plugins.fused_attention.reference import MAX_C as FUSED_ATTENTION_MAX_C
 from trt_swin.plugins.fused_attention.reference import pad_bias, swin_shift_mask
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
+
+
+TRITON_MLP_MAX_C = 256  # plugins/fused_mlp/triton_mlp.py MAX_C; wider MLPs take the CUDA kernel
+
+
+def fused_mlp_triton_(*args):
+    """The Triton fused MLP, imported on first use: Triton is only needed by engines that run it."""
+    from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_ as op
+
+    return op(*args)
 from trt_swin.plugins.gemm.op import gemm
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
 from trt_swin.plugins.patch_merge.op import patch_merge
@@ -42,6 +54,24 @@ from trt_swin.plugins.window_attention.op import window_attention
 from trt_swin.plugins.window_reverse.op import window_reverse_
 
 from ._format import EngineFormatError, check_compatible, device_info, read_engine
+
+def resolve_mlp_kernel(choice: str, device: torch.device, path: str = "engine") -> str:
+    """The fused MLP kernel an engine runs: "triton" or "cuda". "auto" is triton on a CUDA device of compute
+    capability 9.x with Triton installed (measured faster there), else cuda; CPU engines run the op's reference
+    either way. An explicit "triton" without Triton on a CUDA device is an error, not a silent fallback."""
+    if choice not in ("auto", "cuda", "triton"):
+        raise ValueError(f"engine {path}: unknown mlp_kernel {choice!r} (expected auto, cuda or triton)")
+    if device.type != "cuda" or choice == "cuda":
+        return "cuda"
+    if importlib.util.find_spec("triton") is None:
+        if choice == "triton":
+            raise RuntimeError(f"engine {path} was built with mlp_kernel='triton' but Triton is not installed here; "
+                               "pip install triton, or rebuild with --mlp-kernel cuda")
+        return "cuda"
+    if choice == "triton":
+        return "triton"
+    return "triton" if torch.cuda.get_device_capability(device)[0] == 9 else "cuda"
+
 
 def default_buckets(max_batch: int) -> list[int]:
     """Batch sizes that get a CUDA graph: powers of two below max_batch, and max_batch itself."""
@@ -73,6 +103,8 @@ class NativeEngine:
         self.precision = self.build["precision"]
         self.gelu = self.build.get("config", {}).get("gelu", "erf")
         self.fused_mlp_max_c = int(self.build.get("config", {}).get("fused_mlp_max_c", 0))
+        self.mlp_kernel = resolve_mlp_kernel(self.build.get("config", {}).get("mlp_kernel", "cuda"), self.device,
+                                             self.path)
         self.fused_attention_max_c = int(self.build.get("config", {}).get("fused_attention_max_c", 0))
         model = self.plan.get("model") or {}
         self.mean, self.std = tuple(model.get("mean", ())), tuple(model.get("std", ()))
@@ -241,11 +273,12 @@ class NativeEngine:
         return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
 
     def _fused_mlp(self, x: torch.Tensor, blk: dict[str, Any]) -> torch.Tensor:
-        """x += the block's MLP half (LN2 + FC1 + GELU + FC2), in place, in one kernel."""
+        """x += the block's MLP half (LN2 + FC1 + GELU + FC2), in place, in one kernel (self.mlp_kernel's)."""
         t, n2, fc1_g, fc2_g = self.t, blk["norm2"], blk["fc1"], blk["fc2"]
-        return fused_mlp_(x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"], t[fc1_g["weight"]],
-                          t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],
-                          "gelu_tanh" if self.gelu == "tanh" else "gelu_erf").view(x.shape)
+        op = fused_mlp_triton_ if self.mlp_kernel == "triton" and x.shape[-1] <= TRITON_MLP_MAX_C else fused_mlp_
+        return op(x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"], t[fc1_g["weight"]],
+                  t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],
+                  "gelu_tanh" if self.gelu == "tanh" else "gelu_erf").view(x.shape)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The whole network, eagerly, on images [B, Cin, H, W] already on the engine's device -> logits float32."""

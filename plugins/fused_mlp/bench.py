@@ -2,7 +2,10 @@
 
 Per (model, stage, batch), M = batch * H * W tokens of width C, Hd = 4C:
   fused      fused_mlp_ (LayerNorm + FC1 + GELU-tanh + FC2 + residual, hidden kept on chip), default tile variant
-  fused_alt  the same with $TRT_SWIN_MLP_VARIANT=1 (the alternative tile shape; equal to fused where C has none)
+  variant V  the same with $TRT_SWIN_MLP_VARIANT=V for each V of --variants (tile shapes in fused_mlp_kernel.cuh;
+             a C without variant V runs variant 0)
+  triton B   fused_mlp_triton_ (plugins/fused_mlp/triton_mlp.py) with each config BMxBHxWARPSxSTAGES of
+             --triton-configs
   unfused    torch LayerNorm + trt_swin gemm(h, w1, b1, act="gelu_tanh") + gemm(hidden, w2, b2, residual=x)
   torch      torch LayerNorm + F.linear + F.gelu(tanh) + F.linear + x (eager)
 Median times (CUDA events through triton.testing.do_bench), achieved TFLOP/s (4 M C Hd flops), and the bytes floor:
@@ -24,6 +27,11 @@ from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, rotating, time_ms
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
 
 try:
+    from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
+except ImportError:  # no triton: the triton columns are left out
+    fused_mlp_triton_ = None
+
+try:
     from trt_swin.plugins.gemm.op import gemm
 except ImportError:  # a checkout without the gemm op: the unfused column is left out
     gemm = None
@@ -38,7 +46,8 @@ def _time_ms(fn) -> float:
     return time_ms(fn, rep=150)
 
 
-def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
+def bench_case(model: str, stage: int, batch: int, copy_gbs: float, variants: list[int],
+               triton_configs: list[str]) -> dict:
     C, res = CASES[(model, stage)]
     Hd = 4 * C
     M = batch * res * res
@@ -76,17 +85,42 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
     sets = [(x,) for x in xs]
     r = dict(model=model, stage=stage, batch=batch, M=M, C=C, Hd=Hd, inc_rel_l2_vs_unfused=inc_err)
     r["fused_ms"] = _time_ms(rotating(fused, sets))
-    os.environ["TRT_SWIN_MLP_VARIANT"] = "1"
-    try:
-        r["fused_alt_ms"] = _time_ms(rotating(fused, sets))
-    finally:
-        del os.environ["TRT_SWIN_MLP_VARIANT"]
+    r["variant_ms"] = {}
+    for v in variants:
+        os.environ["TRT_SWIN_MLP_VARIANT"] = str(v)
+        try:
+            xv = x0.clone()
+            fused(xv)
+            r.setdefault("variant_inc_rel_l2_vs_unfused", {})[str(v)] = (
+                (xv.double() - x0.double() - ref_inc).norm() / ref_inc.norm()).item()
+            r["variant_ms"][str(v)] = _time_ms(rotating(fused, sets))
+        finally:
+            del os.environ["TRT_SWIN_MLP_VARIANT"]
+    r["triton_ms"], r["triton_inc_rel_l2_vs_unfused"] = {}, {}
+    for cfg in triton_configs if fused_mlp_triton_ is not None else []:
+        shape = tuple(int(v) for v in cfg.split("x"))
+
+        def tri(x, shape=shape):
+            fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh", config=shape)
+
+        xt = x0.clone()
+        try:
+            tri(xt)
+        except Exception as e:  # e.g. a config whose pipeline stages exceed the shared memory: left out, reported
+            r.setdefault("triton_failed", {})[cfg] = f"{type(e).__name__}: {str(e)[:120]}"
+            continue
+        r["triton_inc_rel_l2_vs_unfused"][cfg] = ((xt.double() - x0.double() - ref_inc).norm() / ref_inc.norm()).item()
+        r["triton_ms"][cfg] = _time_ms(rotating(tri, sets))
     r["unfused_ms"] = _time_ms(rotating(unfused, sets)) if gemm is not None else float("nan")
     r["torch_ms"] = _time_ms(rotating(eager, sets))
     flops = 4 * M * C * Hd
-    best = min(r["fused_ms"], r["fused_alt_ms"])
+    if r["triton_ms"]:
+        r["best_triton"] = min(r["triton_ms"], key=r["triton_ms"].get)
+        r["best_triton_tflops"] = flops / r["triton_ms"][r["best_triton"]] / 1e9
+    best = min([r["fused_ms"], *r["variant_ms"].values(), *r["triton_ms"].values()])
+    r["best_variant"] = min(r["variant_ms"], key=r["variant_ms"].get) if r["variant_ms"] else "0"
     r["fused_tflops"] = flops / r["fused_ms"] / 1e9
-    r["fused_alt_tflops"] = flops / r["fused_alt_ms"] / 1e9
+    r["variant_tflops"] = {v: flops / ms / 1e9 for v, ms in r["variant_ms"].items()}
     r["unfused_tflops"] = flops / r["unfused_ms"] / 1e9
     fused_bytes = 2 * x_bytes + 2 * C * Hd * 2
     r["bytes_floor_ms"] = fused_bytes / copy_gbs / 1e6
@@ -98,6 +132,9 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", default="1,32,128", help="comma list (default: %(default)s)")
+    p.add_argument("--variants", default="1", help="tile variants to time beside the default (default: %(default)s)")
+    p.add_argument("--triton-configs", default="",
+                   help="Triton kernel configs BMxBHxWARPSxSTAGES, comma list (default: none)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -105,20 +142,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.manual_seed(0)
     copy_gbs = copy_bandwidth_gbs()
-    rows = [bench_case(m, s, b, copy_gbs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
+    variants = [int(v) for v in args.variants.split(",") if v]
+    tcfgs = [c for c in args.triton_configs.split(",") if c]
+    rows = [bench_case(m, s, b, copy_gbs, variants, tcfgs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
     out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
     print(f"\nfused_mlp on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
-    print("| model | stage | batch | M | C | fused ms (TFLOP/s) | alt ms (TFLOP/s) | unfused gemm ms (TFLOP/s) | "
-          "torch ms | bytes floor ms | speedup | inc err |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    vcols = "".join(f" variant {v} ms (TFLOP/s) |" for v in variants)
+    print(f"| model | stage | batch | M | C | fused ms (TFLOP/s) |{vcols} best triton ms (TFLOP/s) | unfused gemm ms "
+          "(TFLOP/s) | torch ms | bytes floor ms | best | speedup | inc err |")
+    print("|---" * (13 + len(variants)) + "|")
     for r in rows:
+        vals = "".join(f" {r['variant_ms'][str(v)]:.4f} ({r['variant_tflops'][str(v)]:.0f}) |" for v in variants)
+        tri = (f"{r['triton_ms'][r['best_triton']]:.4f} ({r['best_triton_tflops']:.0f}) {r['best_triton']}"
+               if r["triton_ms"] else "-")
         print(f"| {r['model']} | {r['stage']} | {r['batch']} | {r['M']} | {r['C']} | {r['fused_ms']:.4f} "
-              f"({r['fused_tflops']:.0f}) | {r['fused_alt_ms']:.4f} ({r['fused_alt_tflops']:.0f}) | "
+              f"({r['fused_tflops']:.0f}) |{vals} {tri} | "
               f"{r['unfused_ms']:.4f} ({r['unfused_tflops']:.0f}) | {r['torch_ms']:.4f} | {r['bytes_floor_ms']:.4f} | "
-              f"{r['speedup_vs_unfused']:.2f}x | {r['inc_rel_l2_vs_unfused']:.1e} |")
+              f"{r['best_variant']} | {r['speedup_vs_unfused']:.2f}x | {r['inc_rel_l2_vs_unfused']:.1e} |")
+    if any(r["triton_ms"] for r in rows):
+        print("\nTriton configs (ms, inc err vs unfused):")
+        for r in rows:
+            print(f"{r['model']} s{r['stage']} bs{r['batch']}: " + ", ".join(
+                f"{c} {ms:.4f} ({r['triton_inc_rel_l2_vs_unfused'][c]:.1e})" for c, ms in sorted(
+                    r["triton_ms"].items(), key=lambda kv: kv[1])))
     return 0
 
 

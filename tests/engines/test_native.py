@@ -308,3 +308,37 @@ def test_cli_int8_without_scales_is_a_clear_error(tmp_path, capsys):
     assert main(["build-engine", "--model", "fmnist-mini", "--precision", "int8", "-o", str(tmp_path / "x.engine"),
                  "--device", "cpu"]) == 2
     assert "needs calibrated scales" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("choice,device,triton_installed,expected", [
+    ("auto", "cpu", True, "cuda"),        # CPU engines run the op's reference
+    ("triton", "cpu", False, "cuda"),
+    ("cuda", "cuda:0", True, "cuda"),
+    ("auto", "cuda:0", False, "cuda"),    # no Triton: the CUDA kernel, silently (auto promises nothing more)
+    ("triton", "cuda:0", True, "triton"),
+])
+def test_mlp_kernel_resolution(monkeypatch, choice, device, triton_installed, expected):
+    import importlib.util
+
+    from trt_swin.engines.native.runtime import resolve_mlp_kernel
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (real(name, *a) if triton_installed else None) if name == "triton" else real(name, *a))
+    if triton_installed and importlib.util.find_spec("triton") is None:
+        pytest.skip("triton is not installed")
+    assert resolve_mlp_kernel(choice, torch.device(device)) == expected
+
+
+def test_mlp_kernel_errors(monkeypatch):
+    import importlib.util
+
+    from trt_swin.engines.native.runtime import resolve_mlp_kernel
+
+    with pytest.raises(ValueError, match="unknown mlp_kernel 'cutlass'"):
+        resolve_mlp_kernel("cutlass", torch.device("cuda:0"), "x.engine")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(RuntimeError, match="built with mlp_kernel='triton' but Triton is not installed"):
+        resolve_mlp_kernel("triton", torch.device("cuda:0"), "x.engine")
+    with pytest.raises(ValueError, match="mlp_kernel must be 'auto', 'cuda' or 'triton'"):
+        BuildConfig(mlp_kernel="cutlass")

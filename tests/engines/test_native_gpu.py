@@ -89,3 +89,22 @@ def test_batch_above_max_on_gpu(engines):
     eng = _load(engines, "fp16")
     with pytest.raises(ValueError, match="exceeds the engine's max batch 16"):
         eng(torch.zeros(17, 1, 28, 28, device="cuda"))
+
+
+@pytest.mark.parametrize("mlp_kernel", ["cuda", "triton"])
+def test_random_swin_t_fp16_mlp_kernels(cuda_device, mlp_kernel):
+    """Both fused MLP kernels, in every block they can take (C <= 256: stages 1-2 of Swin-T), give timm's logits."""
+    if mlp_kernel == "triton":
+        pytest.importorskip("triton")
+    from trt_swin.models import load_model
+
+    torch.manual_seed(0)
+    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
+    x = torch.randn(3, 3, 224, 224)
+    with torch.no_grad():
+        ref = model(x)
+    cfg = BuildConfig("fp16", max_batch=4, fused_mlp_max_c=256, mlp_kernel=mlp_kernel)
+    plan, tensors, build = build_native_engine(model, cfg, device=cuda_device)
+    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda")
+    assert eng.mlp_kernel == mlp_kernel
+    assert rel_l2(eng(x.cuda()), ref) < 2e-2

@@ -1,8 +1,10 @@
 """trt_swin::fused_mlp_ (LayerNorm + FC1 + GELU + FC2 + residual, in place) against its FP32 reference.
 
 CPU: the reference against timm's modules (nn.LayerNorm, nn.Linear, nn.GELU), the CPU kernel, fake kernel, schema,
-error messages. GPU: the kernel over the real models' MLP shapes with C <= 384 (tests/shapes.py, batch 1) and edge
-shapes (M = 1, odd M, ragged last tile, every supported C, Hd != 4C), both activations and both tile variants. Bound:
+error messages; the Triton kernel (triton_mlp.py) under Triton's CPU interpreter on small shapes. GPU: the CUDA kernel
+over the real models' MLP shapes with C <= 384 (tests/shapes.py, batch 1) and edge shapes (M = 1, odd M, ragged last
+tile, every supported C, Hd != 4C), both activations and both tile variants; the Triton kernel over those with
+C <= 256. Bound:
 relative L2 of the output <= 1e-3 and of the MLP's increment (out - x) <= 5e-3 (FP16 hidden and output roundings);
 every row updated, finite; memory around x untouched.
 """
@@ -15,6 +17,12 @@ from test_ops_common import POISON_BYTE, rel_l2
 
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
+
+try:
+    from trt_swin.plugins.fused_mlp import triton_mlp
+except ImportError:  # Triton is not installed: its tests skip
+    triton_mlp = None
+needs_triton = pytest.mark.skipif(triton_mlp is None, reason="triton is not installed")
 
 ACTS = ["gelu_erf", "gelu_tanh"]
 EPS = 1e-5
@@ -127,14 +135,14 @@ def test_bad_inputs(args, match):
 GUARD = 4096  # fp16 elements of poisoned memory on each side of x
 
 
-def _run_guarded(M, C, Hd, act, seed=0):
+def _run_guarded(M, C, Hd, act, seed=0, op=fused_mlp_):
     """Runs the op on an x that sits between two poisoned guard regions; returns (out, reference, guards intact)."""
     x, gamma, beta, w1, b1, w2, b2 = _inputs(M, C, Hd, "cuda", seed)
     buf = torch.full((2 * (2 * GUARD + M * C),), POISON_BYTE, dtype=torch.uint8, device="cuda").view(torch.float16)
     xg = buf[GUARD:GUARD + M * C].view(M, C)
     xg.copy_(x)
     ref = fused_mlp_ref(x, gamma, beta, EPS, w1, b1, w2, b2, act)  # FP32 on the GPU (TF32 is off by default)
-    out = fused_mlp_(xg, gamma, beta, EPS, w1, b1, w2, b2, act)
+    out = op(xg, gamma, beta, EPS, w1, b1, w2, b2, act)
     torch.cuda.synchronize()
     assert out.data_ptr() == xg.data_ptr()
     guards = torch.cat([buf[:GUARD], buf[GUARD + M * C:]]).view(torch.uint8)
@@ -214,3 +222,87 @@ def test_cuda_bad_inputs(case, match):
         x = torch.zeros(8 * 96 + 1, device="cuda").half()[1:].view(8, 96)
     with pytest.raises(RuntimeError, match=match):
         fused_mlp_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf")
+
+
+# ---- the Triton kernel --------------------------------------------------------------------------------------------
+
+def _c_of(p) -> int:
+    return p.values[1]
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("M,C,Hd", [p for p in REAL_SHAPES + EDGE_SHAPES if _c_of(p) <= 256])
+def test_triton_kernel_matches_reference(M, C, Hd, act):
+    x0, out, ref, guards_ok = _run_guarded(M, C, Hd, act, op=triton_mlp.fused_mlp_triton_)
+    _assert_close(x0, out, ref)
+    assert guards_ok, "the Triton kernel wrote outside x"
+
+
+@pytest.mark.gpu
+@needs_triton
+def test_triton_kernel_in_a_cuda_graph():
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(500, 192, 768, "cuda")
+    x0 = x.clone()
+    triton_mlp.fused_mlp_triton_(x.clone(), gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh")  # compile outside capture
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        triton_mlp.fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh")
+    x.copy_(x0)
+    g.replay()
+    torch.cuda.synchronize()
+    _assert_close(x0, x, fused_mlp_ref(x0, gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh"))
+
+
+@needs_triton
+def test_triton_kernel_contract():
+    """The CUDA op's input checks, plus its own limits (CUDA tensors, C <= MAX_C), and the runtime's copy of MAX_C."""
+    from trt_swin.engines.native.runtime import TRITON_MLP_MAX_C
+
+    assert TRITON_MLP_MAX_C == triton_mlp.MAX_C
+    args = _bad()
+    with pytest.raises(ValueError, match="x must be a CUDA tensor"):
+        triton_mlp.fused_mlp_triton_(**args)
+    with pytest.raises(ValueError, match=r"w1 must be \[Hd, C=64\]"):
+        triton_mlp.fused_mlp_triton_(**_bad(w1=torch.zeros(128, 32).half()))
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(4, 288, 1152, "cpu")
+    with pytest.raises(ValueError, match="C must be at most 256"):
+        triton_mlp.fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf")
+
+
+# Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: hence a subprocess) runs the kernels on the
+# CPU, so CI checks their math without a GPU: the power-of-two kernel (C 128), the split one (96 = 64 + 32, 160 =
+# 128 + 32) and the padded one (224), ragged M, both activations.
+_INTERPRET = """
+import torch
+from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
+from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
+torch.manual_seed(0)
+worst = 0.0
+for M, C, act, cfg in ((70, 128, "gelu_erf", (64, 64, 4, 2)), (37, 96, "gelu_tanh", (32, 32, 4, 2)),
+                       (33, 160, "gelu_erf", (32, 64, 4, 2)), (20, 224, "gelu_tanh", (32, 32, 4, 2))):
+    Hd = 4 * C
+    x = (torch.randn(M, C) * 2 + 0.5).half()
+    g, b = 1 + 0.2 * torch.randn(C), 0.2 * torch.randn(C)
+    w1, b1 = (torch.randn(Hd, C) * C ** -0.5).half(), 0.2 * torch.randn(Hd)
+    w2, b2 = (torch.randn(C, Hd) * Hd ** -0.5).half(), 0.2 * torch.randn(C)
+    ref = fused_mlp_ref(x, g, b, 1e-5, w1, b1, w2, b2, act).double() - x.double()
+    out = fused_mlp_triton_(x.clone(), g, b, 1e-5, w1, b1, w2, b2, act, config=cfg).double() - x.double()
+    worst = max(worst, ((out - ref).norm() / ref.norm()).item())
+print(worst)
+"""
+
+
+@needs_triton
+def test_triton_kernel_math_in_the_interpreter(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    # The interpreter runs on CPU tensors; the wrapper's CUDA check is lifted for it.
+    env = dict(os.environ, TRITON_INTERPRET="1", TRT_SWIN_TRITON_CPU="1")
+    r = subprocess.run([sys.executable, "-c", _INTERPRET], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    worst = float(r.stdout.strip().splitlines()[-1])
+    assert worst < 5e-3, f"relative L2 error of the MLP increment {worst:.2e} > 5e-3 under the interpreter"

@@ -1,0 +1,150 @@
+"""The fused MLP half as a Triton kernel, for Hopper: the same function as the CUDA kernel (`fused_mlp_`), written
+so that Triton lowers both GEMMs to warpgroup MMAs (wgmma) and pipelines the weight loads, which the hand-written
+mma.sync kernel does not do (plugins/fused_mlp/README.md: it runs at 150-200 TFLOP/s on the H100).
+
+    x[m, :] += fc2(act(fc1(LayerNorm(x[m, :]))))     x [M, C] fp16, in place
+
+Numerics as the CUDA kernel: LayerNorm statistics in FP32, its output rounded to fp16; FC1 accumulates in FP32,
++ b1, act, the hidden rounded to fp16; FC2 accumulates in FP32, + b2 + x rounded once. Block shapes are powers of
+two: a C that is not one runs as two column blocks C0 + C1 (96 = 64 + 32, 192 = 128 + 64, 384 = 256 + 128) where
+C1 is a power of two too, else padded to the next power of two (masked loads).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from .reference import check_inputs
+
+# (block_m, block_h, num_warps, num_stages) per C: the fastest of 17 configs on the H100 at batch 128 (BENCHMARKS.md,
+# session 5; 64 x 64, 4 warps, 3 stages is within 5 % at C = 128 and 23 % slower at C = 96 / 192). Other C take the
+# entry of the next larger C, or the last.
+DEFAULT_CONFIGS = {96: (64, 32, 4, 3), 128: (64, 64, 4, 3), 192: (64, 32, 4, 3), 256: (128, 64, 8, 2)}
+# Widest C: the FC2 accumulators of a BM x C tile live in registers (C = 256 at BM 128 / 8 warps is 128 a thread).
+MAX_C = 256
+
+
+@triton.jit
+def _act(v, ACT: tl.constexpr):
+    if ACT == 0:  # erf GELU
+        return 0.5 * v * (1.0 + tl.math.erf(v * 0.7071067811865476))
+    else:  # tanh GELU as v * sigmoid(2u), u clamped (the CUDA kernel's form)
+        u = tl.maximum(0.7978845608028654 * (v + 0.044715 * v * v * v), -40.0)
+        return v / (1.0 + tl.exp(-2.0 * u))
+
+
+@triton.jit
+def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps,
+                      C: tl.constexpr, CP: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr,
+                      ACT: tl.constexpr):
+    pid = tl.program_id(0)
+    rows = pid.to(tl.int64) * BM + tl.arange(0, BM)
+    cols = tl.arange(0, CP)
+    rmask = rows < M
+    cmask = cols < C
+    m2 = rmask[:, None] & cmask[None, :]
+    offs = rows[:, None] * C + cols[None, :]
+    # LayerNorm of the row tile (padded columns are 0 and stay 0: gamma, beta load as 0 there)
+    x = tl.load(x_ptr + offs, mask=m2, other=0.0).to(tl.float32)
+    mean = tl.sum(x, axis=1) / C
+    xc = tl.where(m2, x - mean[:, None], 0.0)
+    rstd = tl.rsqrt(tl.sum(xc * xc, axis=1) / C + eps)
+    gamma = tl.load(gamma_ptr + cols, mask=cmask, other=0.0)
+    beta = tl.load(beta_ptr + cols, mask=cmask, other=0.0)
+    h = (xc * rstd[:, None] * gamma[None, :] + beta[None, :]).to(tl.float16)
+
+    hid = tl.arange(0, BH)
+    acc = tl.zeros((BM, CP), dtype=tl.float32)
+    for j in range(0, HD, BH):
+        # W1 rows j..j+BH as a [CP, BH] operand, W2 columns j..j+BH as [BH, CP] (both K-contiguous)
+        w1t = tl.load(w1_ptr + (j + hid)[None, :] * C + cols[:, None], mask=cmask[:, None], other=0.0)
+        s = tl.dot(h, w1t) + tl.load(b1_ptr + j + hid)[None, :]
+        p = _act(s, ACT).to(tl.float16)
+        w2t = tl.load(w2_ptr + cols[None, :] * HD + (j + hid)[:, None], mask=cmask[None, :], other=0.0)
+        acc = tl.dot(p, w2t, acc)
+    b2 = tl.load(b2_ptr + cols, mask=cmask, other=0.0)
+    # x is read again rather than kept live across the loop (it would hold BM x CP FP32 registers)
+    res = tl.load(x_ptr + offs, mask=m2, other=0.0).to(tl.float32)
+    tl.store(x_ptr + offs, (acc + b2[None, :] + res).to(tl.float16), mask=m2)
+
+
+@triton.jit
+def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps,
+                            C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr,
+                            BH: tl.constexpr, ACT: tl.constexpr):
+    """_fused_mlp_kernel for C = C0 + C1 (both powers of two): the row tile, the FC1 K and the FC2 N each in two
+    column blocks, so no padded column is computed."""
+    pid = tl.program_id(0)
+    rows = pid.to(tl.int64) * BM + tl.arange(0, BM)
+    c0 = tl.arange(0, C0)
+    c1 = C0 + tl.arange(0, C1)
+    rm = (rows < M)[:, None]
+    offs0 = rows[:, None] * C + c0[None, :]
+    offs1 = rows[:, None] * C + c1[None, :]
+    x0 = tl.load(x_ptr + offs0, mask=rm, other=0.0).to(tl.float32)
+    x1 = tl.load(x_ptr + offs1, mask=rm, other=0.0).to(tl.float32)
+    mean = (tl.sum(x0, axis=1) + tl.sum(x1, axis=1)) / C
+    d0 = x0 - mean[:, None]
+    d1 = x1 - mean[:, None]
+    rstd = tl.rsqrt((tl.sum(d0 * d0, axis=1) + tl.sum(d1 * d1, axis=1)) / C + eps)
+    h0 = (d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]).to(tl.float16)
+    h1 = (d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]).to(tl.float16)
+
+    hid = tl.arange(0, BH)
+    acc0 = tl.zeros((BM, C0), dtype=tl.float32)
+    acc1 = tl.zeros((BM, C1), dtype=tl.float32)
+    for j in range(0, HD, BH):
+        w1r = w1_ptr + (j + hid)[None, :] * C
+        s = tl.dot(h0, tl.load(w1r + c0[:, None]))
+        s = tl.dot(h1, tl.load(w1r + c1[:, None]), s) + tl.load(b1_ptr + j + hid)[None, :]
+        p = _act(s, ACT).to(tl.float16)
+        w2c = w2_ptr + (j + hid)[:, None]
+        acc0 = tl.dot(p, tl.load(w2c + c0[None, :] * HD), acc0)
+        acc1 = tl.dot(p, tl.load(w2c + c1[None, :] * HD), acc1)
+    res0 = tl.load(x_ptr + offs0, mask=rm, other=0.0).to(tl.float32)
+    res1 = tl.load(x_ptr + offs1, mask=rm, other=0.0).to(tl.float32)
+    tl.store(x_ptr + offs0, (acc0 + tl.load(b2_ptr + c0)[None, :] + res0).to(tl.float16), mask=rm)
+    tl.store(x_ptr + offs1, (acc1 + tl.load(b2_ptr + c1)[None, :] + res1).to(tl.float16), mask=rm)
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+def default_config(C: int) -> tuple[int, int, int, int]:
+    return DEFAULT_CONFIGS[min((c for c in DEFAULT_CONFIGS if c >= C), default=max(DEFAULT_CONFIGS))]
+
+
+def fused_mlp_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w1: torch.Tensor,
+                      b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, act: str = "gelu_erf",
+                      config: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """x [M, C] fp16 += the MLP half, in place; returns x. gamma, beta, b1, b2 FP32; w1 [Hd, C], w2 [C, Hd] fp16.
+    config = (block_m, block_h, num_warps, num_stages), default per C (DEFAULT_CONFIGS)."""
+    check_inputs(x, gamma, beta, w1, b1, w2, b2, act)  # the CUDA op's contract (shapes, dtypes, one device)
+    M, C = x.shape
+    Hd = w1.shape[0]
+    if C > MAX_C:
+        raise ValueError(f"fused_mlp_triton_: C must be at most {MAX_C} (the CUDA op fused_mlp_ takes up to 384), "
+                         f"got C={C}")
+    if not x.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
+        raise ValueError("fused_mlp_triton_: x must be a CUDA tensor (the Triton kernel has no CPU path; fused_mlp_ has)")
+    if not x.is_contiguous():
+        raise ValueError("fused_mlp_triton_: x must be contiguous")
+    bm, bh, warps, stages = config or default_config(C)
+    if Hd % bh:
+        raise ValueError(f"fused_mlp_triton_: the hidden width {Hd} must be a multiple of block_h {bh}")
+    if M == 0:
+        return x
+    w1, w2, gamma, beta, b1, b2 = (t.contiguous() for t in (w1, w2, gamma, beta, b1, b2))
+    grid, a = (triton.cdiv(M, bm),), 0 if act == "gelu_erf" else 1
+    c0 = _next_pow2(C) // 2
+    if C & (C - 1) and C - c0 >= 16 and not (C - c0) & (C - c0 - 1):
+        _fused_mlp_split_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, C=C, C0=c0, C1=C - c0, HD=Hd, BM=bm,
+                                      BH=bh, ACT=a, num_warps=warps, num_stages=stages)
+    else:
+        _fused_mlp_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, C=C, CP=_next_pow2(C), HD=Hd, BM=bm, BH=bh,
+                                ACT=a, num_warps=warps, num_stages=stages)
+    return x
