@@ -20,6 +20,7 @@
 
 #include "common/cuda_check.h"
 #include "common/mma.cuh"
+#include "common/smem_layernorm.cuh"
 #include "fused_attention/fused_attention.h"
 #include "window_attention/window_attention_kernel.cuh"  // wattn::softmax_pv
 
@@ -52,12 +53,6 @@ struct Tile {
   static_assert(C % kHd == 0 && C >= 32 && C <= 192, "C: multiple of 32 in [32, 192]");
   static_assert(WPC == 1 || WPC == 2, "one or two windows per CTA");
 };
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // Barrier of the 4 warps of window wl (ids 1, 2; 0 is __syncthreads). Immediate ids: a register id makes ptxas
 // reserve all 16 barriers.
@@ -136,32 +131,10 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks) fused_attention_ke
   copy_wait<1>();  // the rows have landed; head 0's weights may still be in flight
   __syncthreads();
 
-  {
-    constexpr int E = C / 32;
-    for (int row = warp; row < K::WPC * kNK; row += K::kWarps) {
-      if (sTok[row] < 0) continue;  // padding stays zero (timm pads after norm1)
-      __half* a = sA + row * LDA;
-      float v[E];
-      float s = 0.f;
-#pragma unroll
-      for (int i = 0; i < E; ++i) {
-        v[i] = __half2float(a[lane + 32 * i]);
-        s += v[i];
-      }
-      const float mean = warp_sum(s) * (1.f / C);
-      float q = 0.f;
-#pragma unroll
-      for (int i = 0; i < E; ++i) {
-        const float d = v[i] - mean;
-        q += d * d;
-      }
-      const float rstd = rsqrtf(warp_sum(q) * (1.f / C) + p.eps);
-#pragma unroll
-      for (int i = 0; i < E; ++i) {
-        const int c = lane + 32 * i;
-        a[c] = __float2half_rn(fmaf((v[i] - mean) * rstd, __ldg(p.gamma + c), __ldg(p.beta + c)));
-      }
-    }
+  // LayerNorm in place, one warp per row.
+  for (int row = warp; row < K::WPC * kNK; row += K::kWarps) {
+    if (sTok[row] < 0) continue;  // padding stays zero (timm pads after norm1)
+    layernorm_row_inplace<C>(sA + row * LDA, lane, p.gamma, p.beta, p.eps);
   }
 
   // Shift mask of this thread's logits, head-independent: bit (2 nt + e) of same0 / same1 says whether key

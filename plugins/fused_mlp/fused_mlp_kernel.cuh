@@ -17,6 +17,7 @@
 
 #include "common/cuda_check.h"
 #include "common/mma.cuh"
+#include "common/smem_layernorm.cuh"
 #include "fused_mlp/fused_mlp.h"
 
 namespace trt_swin {
@@ -55,12 +56,6 @@ struct Tile {
   static_assert(SW % 16 == 0 && OW % 16 == 0, "warp columns come in pairs of n8 tiles");
   static_assert(64 % HC == 0, "Hd is a multiple of 64, so of HC");
 };
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 template <MlpAct ACT>
 __device__ __forceinline__ float activation(float v) {
@@ -119,33 +114,8 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks) fused_mlp_kernel(F
   copy_wait<1>();  // the x tile has landed; chunk 0 may still be in flight
   __syncthreads();
 
-  // ---- LayerNorm in place, one warp per row; the row lives in registers between the read and the write.
-  {
-    constexpr int E = C / 32;
-    for (int r = warp; r < rows; r += K::kWarps) {
-      __half* row = sA + r * LDA;
-      float v[E];
-      float s = 0.f;
-#pragma unroll
-      for (int i = 0; i < E; ++i) {
-        v[i] = __half2float(row[lane + 32 * i]);
-        s += v[i];
-      }
-      const float mean = warp_sum(s) * (1.f / C);
-      float q = 0.f;
-#pragma unroll
-      for (int i = 0; i < E; ++i) {
-        const float d = v[i] - mean;
-        q += d * d;
-      }
-      const float rstd = rsqrtf(warp_sum(q) * (1.f / C) + p.eps);
-#pragma unroll
-      for (int i = 0; i < E; ++i) {
-        const int c = lane + 32 * i;
-        row[c] = __float2half_rn(fmaf((v[i] - mean) * rstd, __ldg(p.gamma + c), __ldg(p.beta + c)));
-      }
-    }
-  }
+  // ---- LayerNorm in place, one warp per row.
+  for (int r = warp; r < rows; r += K::kWarps) layernorm_row_inplace<C>(sA + r * LDA, lane, p.gamma, p.beta, p.eps);
 
   float o[K::OW / 8][4];
 #pragma unroll
