@@ -37,16 +37,7 @@ from trt_swin.plugins.fused_attention.op import fused_attention_
 from trt_swin.plugins.fused_attention.reference import MAX_C as FUSED_ATTENTION_MAX_C
 from trt_swin.plugins.fused_attention.reference import pad_bias, swin_shift_mask
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
-
-
-TRITON_MLP_MAX_C = 256  # plugins/fused_mlp/triton_mlp.py MAX_C; wider MLPs take the CUDA kernel
-
-
-def fused_mlp_triton_(*args):
-    """The Triton fused MLP, imported on first use: Triton is only needed by engines that run it."""
-    from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_ as op
-
-    return op(*args)
+from trt_swin.plugins.fused_mlp.reference import TRITON_MAX_C as TRITON_MLP_MAX_C  # wider MLPs take the CUDA kernel
 from trt_swin.plugins.gemm.op import gemm
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
 from trt_swin.plugins.patch_merge.op import patch_merge
@@ -54,6 +45,14 @@ from trt_swin.plugins.window_attention.op import window_attention
 from trt_swin.plugins.window_reverse.op import window_reverse_
 
 from ._format import EngineFormatError, check_compatible, device_info, read_engine
+
+
+def fused_mlp_triton_(*args):
+    """The Triton fused MLP, imported on first use: Triton is only needed by engines that run it."""
+    from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_ as op
+
+    return op(*args)
+
 
 def resolve_mlp_kernel(choice: str, device: torch.device, path: str = "engine") -> str:
     """The fused MLP kernel an engine runs: "triton" or "cuda". "auto" is triton on a CUDA device of compute

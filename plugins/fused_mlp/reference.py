@@ -13,6 +13,9 @@ import torch.nn.functional as F
 
 ACTS = ("gelu_erf", "gelu_tanh")
 MAX_C = 384
+# Widest C of the Triton kernel (triton_mlp.py): its FC2 accumulators live in registers (C = 256 at BM 128 / 8 warps
+# is 128 a thread). Here, not there, so the engine can read it without importing Triton.
+TRITON_MAX_C = 256
 
 
 def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor,

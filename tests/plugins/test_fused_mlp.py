@@ -257,7 +257,7 @@ def test_triton_kernel_in_a_cuda_graph():
 
 @needs_triton
 def test_triton_kernel_contract():
-    """The CUDA op's input checks, plus its own limits (CUDA tensors, C <= MAX_C), and the runtime's copy of MAX_C."""
+    """The CUDA op's input checks, plus its own limits (CUDA tensors, C <= MAX_C), and the engine's bound is MAX_C."""
     from trt_swin.engines.native.runtime import TRITON_MLP_MAX_C
 
     assert TRITON_MLP_MAX_C == triton_mlp.MAX_C
