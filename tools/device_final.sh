@@ -9,7 +9,8 @@
 # "swint bench_t bench_bl" in the next, and never pipe the call through `tail` (a killed pipeline returns nothing).
 # Optional steps: "row_sweep" (bench_memops per TRT_SWIN_ROW_TARGET_VPT), "sanitizer" (tools/sanitize_ops.sh: memcheck + racecheck over every op, in the background beside the
 # tests), "memops" (plugins/bench_memops.py at batch 1 / 32 / 128), "ncu" (the memory ops under their bar) and
-# "fattn" (plugins/fused_attention/bench.py), "fmlp" (plugins/fused_mlp/bench.py;
+# "fattn" (plugins/fused_attention/bench.py; FINAL_FATTN_TRITON), "wattn" (plugins/window_attention/bench.py with
+# the Triton configs FINAL_WATTN_TRITON), "fmlp" (plugins/fused_mlp/bench.py;
 # FINAL_FMLP_VARIANTS, FINAL_FMLP_TRITON), "ncu_fattn" (warp stall reasons; FINAL_NCU_FATTN_WPC), "variants" (Swin-T engine build variants, tools/engine_variants.py; FINAL_VARIANTS overrides the list).
 set -u
 STEPS=${FINAL_STEPS:-tests mini swint bench_t bench_bl}
@@ -94,8 +95,16 @@ fi
 if has fattn; then
   echo "$(el) == fused attention half vs the unfused ops, batch 1 / 32 / 128"
   timeout ${FINAL_FATTN_S:-200} python3 -m trt_swin.plugins.fused_attention.bench --batches 1,32,128 \
-    --json "$OUT/bench_fused_attention.json" > "$OUT/bench_fused_attention.txt" 2>&1; echo "rc=$?"
+    --triton-configs "${FINAL_FATTN_TRITON:-4x2h,4x1h}" --json "$OUT/bench_fused_attention.json" > "$OUT/bench_fused_attention.txt" 2>&1; echo "rc=$?"
   grep "^|" "$OUT/bench_fused_attention.txt"
+fi
+
+if has wattn; then
+  echo "$(el) == window attention: the CUDA kernel and the Triton configs, batch ${FINAL_WATTN_BATCHES:-32,128}"
+  timeout ${FINAL_WATTN_S:-200} python3 -m trt_swin.plugins.window_attention.bench --ours-only --no-compile \
+    --models swin_t,swin_l --batches "${FINAL_WATTN_BATCHES:-32,128}" --triton-configs "${FINAL_WATTN_TRITON:-1x4x2}" \
+    --json "$OUT/bench_window_attention.json" > "$OUT/bench_window_attention.txt" 2>&1
+  echo "rc=$?"; grep "^|" "$OUT/bench_window_attention.txt"
 fi
 
 if has fmlp; then
@@ -107,13 +116,14 @@ fi
 
 if has ncu_fattn; then  # warp stall reasons of the fused attention, Swin-T stage 1 / 2 at batch 128, per WPC
   echo "$(el) == ncu: fused attention stall reasons"
-  for cfg in ${FINAL_NCU_FATTN_WPC:-2}; do
-    TRT_SWIN_FATTN_WPC=$cfg timeout 120 ncu -k regex:fused_attention --launch-skip 2 \
+  for cfg in ${FINAL_NCU_FATTN_WPC:-2}; do  # a Triton config (tools/ncu_fused_attention.py) where it has an x
+    tri= wpc=$cfg; [[ $cfg == *x* ]] && { tri=$cfg; wpc=2; }
+    TRT_SWIN_FATTN_WPC=$wpc TRT_SWIN_NCU_FATTN_TRITON=$tri timeout 120 ncu -k regex:fused_attention --launch-skip 2 \
       --launch-count 2 --section SpeedOfLight --section Occupancy --section LaunchStats --section SchedulerStats \
-      --section WarpStateStats --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
+      --section WarpStateStats --section MemoryWorkloadAnalysis --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
       python3 tools/ncu_fused_attention.py > "$OUT/ncu_fattn_wpc$cfg.txt" 2>&1
     echo "-- windows per CTA $cfg"
-    grep -E "Duration|Registers Per|Achieved Occupancy|Issued Warp Per Scheduler|No Eligible|Warp Cycles Per Issued" \
+    grep -E "Duration|Registers Per|Shared Memory Configuration Size|Dynamic Shared Memory Per|Block Limit|L2 Cache Throughput|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Achieved Occupancy|Issued Warp Per Scheduler|No Eligible|Warp Cycles Per Issued" \
       "$OUT/ncu_fattn_wpc$cfg.txt" | sed 's/  */ /g'
     grep -E "issue_stalled" "$OUT/ncu_fattn_wpc$cfg.txt" | sed 's/  */ /g' | sort -k3 -g -r | head -16
   done

@@ -3,9 +3,10 @@
     python3 tools/engine_variants.py --model swin_tiny_patch4_window7_224 \
         --variant fp16:erf:0 --variant fp16:tanh:256 --variant fp8:tanh:256 --batch-sizes 1 128 --json OUT.json
 
-A variant is PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC[:MLP_VARIANT[:MLP_KERNEL]]]] (fused attention
-default 96; WPC and MLP_VARIANT set the sweep knobs $TRT_SWIN_FATTN_WPC and $TRT_SWIN_MLP_VARIANT before the engine
-captures its graphs, 0 or absent: the op's default; MLP_KERNEL auto (default), cuda or triton; INT8 / FP8 max-calibrated on random images:
+A variant is PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC[:MLP_VARIANT[:MLP_KERNEL[:ATTENTION_KERNEL]]]]]
+(FUSED_ATTENTION_MAX_C "auto" or absent: the engine's default; WPC and MLP_VARIANT set the sweep knobs $TRT_SWIN_FATTN_WPC and $TRT_SWIN_MLP_VARIANT
+before the engine captures its graphs, 0 or absent: the op's default; MLP_KERNEL and ATTENTION_KERNEL auto (default),
+cuda or triton; INT8 / FP8 max-calibrated on random images:
 timing only, as in
 `trt_swin bench --build`). For each variant: median / p90 latency per batch size (CUDA graphs, CUDA events), and the
 kernel time of one replay per batch size by category (torch.profiler): GEMM (cuBLASLt), window attention, fused
@@ -63,7 +64,7 @@ def profile(engine, x) -> tuple[dict[str, float], list[tuple[str, float]]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="swin_tiny_patch4_window7_224")
-    p.add_argument("--variant", action="append", required=True, help="PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC[:MLP_VARIANT[:MLP_KERNEL]]]]")
+    p.add_argument("--variant", action="append", required=True, help="PRECISION:GELU:FUSED_MLP_MAX_C[:FUSED_ATTENTION_MAX_C[:WPC[:MLP_VARIANT[:MLP_KERNEL[:ATTENTION_KERNEL]]]]]")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 128])
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--json")
@@ -74,14 +75,14 @@ def main() -> None:
     rows, profiles, gemms = [], {}, {}
     for spec in args.variant:
         prec, gelu, max_c, *rest = spec.split(":")
-        attn_max_c = int(rest[0]) if rest else 96
+        attn_max_c = int(rest[0]) if rest and rest[0] != "auto" else None
         for i, knob in enumerate(KNOBS, start=1):
             if len(rest) > i and rest[i] != "0":
                 os.environ[knob] = rest[i]
             else:
                 os.environ.pop(knob, None)
         eng = timing_engine(model, info, prec, args.batch_sizes, gelu, int(max_c), attn_max_c,
-                            rest[3] if len(rest) > 3 else "auto")
+                            rest[3] if len(rest) > 3 else "auto", rest[4] if len(rest) > 4 else "auto")
         for B in args.batch_sizes:
             x = torch.randn(B, info.in_chans, info.img_size, info.img_size, device="cuda")
             r = time_fn(eng, x, args.iters, 20)

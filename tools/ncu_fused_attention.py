@@ -2,8 +2,13 @@
 `ncu -k regex:fused_attention --launch-skip 2 --launch-count 2` profiles Swin-T stage 1 and stage 2 at batch 128.
 
     ncu -k regex:fused_attention --launch-skip 2 --launch-count 2 --set full python3 tools/ncu_fused_attention.py
+
+$TRT_SWIN_NCU_FATTN_TRITON=WARPSxSTAGES[h]: the Triton kernel (triton_attention.py) with that config
+instead (h: float16 bias table).
 """
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -22,9 +27,20 @@ def main() -> None:
         args.append((x, torch.ones(C, device="cuda"), torch.zeros(C, device="cuda"), 1e-5, w_qkv,
                      torch.zeros(3 * C, device="cuda"), pad_bias(torch.randn(C // 32, 49, 49, device="cuda")), w_proj,
                      torch.zeros(C, device="cuda"), 7, 3, 1.0))
+    op, cfg = fused_attention_, os.environ.get("TRT_SWIN_NCU_FATTN_TRITON")
+    if cfg:
+        from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
+
+        config = tuple(int(v) for v in cfg.rstrip("h").split("x"))
+        if cfg.endswith("h"):
+            args = [a[:6] + (a[6].half(),) + a[7:] for a in args]
+
+        def triton_op(*a):
+            return fused_attention_triton_(*a, config=config)
+        op = triton_op
     for rnd in range(2):  # round 0 warms up; ncu skips its two launches
         for a in args:
-            fused_attention_(*a)
+            op(*a)
     torch.cuda.synchronize()
 
 

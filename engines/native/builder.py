@@ -57,10 +57,14 @@ class BuildConfig:
     mlp_kernel: Literal["auto", "cuda", "triton"] = "auto"
     # Attention halves (LN1 -> shift -> partition -> QKV -> window attention -> proj -> reverse + residual) of blocks
     # with C <= this (at most 192) run as one kernel per window that keeps q, k, v and the head outputs on chip (FP16
-    # QKV and proj, head_dim 32, windows of <= 64 tokens; plugins/fused_attention); 0: the unfused kernels. H100,
-    # batch 128: 1.21x the unfused kernels at C = 96 (Swin-T/S stage 1), slower at C = 128 (0.79x) and 192 (0.73-0.80x)
-    # (plugins/fused_attention/README.md).
-    fused_attention_max_c: int = 96
+    # QKV and proj, head_dim 32, windows of <= 64 tokens; plugins/fused_attention); 0: the unfused kernels. None:
+    # decided at load by the kernel that runs it. H100, batch 128, against the unfused kernels: the CUDA kernel 1.34x
+    # at C = 96, slower at 128 (0.88x) and 192 (0.80-0.87x), so 96; the Triton kernel 1.53x at 96, 1.48x at 128,
+    # slower at 192 (0.94x), so 128 (BENCHMARKS.md, session 6).
+    fused_attention_max_c: int | None = None
+    # Which fused attention kernel: "triton" (plugins/fused_attention/triton_attention.py, wgmma through Triton),
+    # "cuda" (the mma.sync kernel) or "auto" (as mlp_kernel: triton on compute capability 9.x when Triton imports).
+    attention_kernel: Literal["auto", "cuda", "triton"] = "auto"
 
     def __post_init__(self):
         if self.precision not in ("fp16", "int8", "fp8"):
@@ -69,11 +73,12 @@ class BuildConfig:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
         if self.gelu not in ("erf", "tanh"):
             raise ValueError(f"gelu must be 'erf' or 'tanh', got {self.gelu!r}")
-        if self.mlp_kernel not in ("auto", "cuda", "triton"):
-            raise ValueError(f"mlp_kernel must be 'auto', 'cuda' or 'triton', got {self.mlp_kernel!r}")
+        for option in ("mlp_kernel", "attention_kernel"):
+            if getattr(self, option) not in ("auto", "cuda", "triton"):
+                raise ValueError(f"{option} must be 'auto', 'cuda' or 'triton', got {getattr(self, option)!r}")
         if self.fused_mlp_max_c < 0:
             raise ValueError(f"fused_mlp_max_c must be >= 0, got {self.fused_mlp_max_c}")
-        if not 0 <= self.fused_attention_max_c <= 192:
+        if self.fused_attention_max_c is not None and not 0 <= self.fused_attention_max_c <= 192:
             raise ValueError(f"fused_attention_max_c must be in 0..192 (the fused attention kernel's widest C), "
                              f"got {self.fused_attention_max_c}")
 

@@ -3,17 +3,18 @@
 Per Swin block (FP16, 7 launches; INT8 adds the dequantizing epilogues):
   ln_shift_partition (norm1 + roll + pad + window partition)
   -> QKV GEMM (+bias, cuBLASLt epilogue; attention scale folded into q)
-  -> window_attention (rel-pos bias + shift mask + softmax + PV)
+  -> window_attention (rel-pos bias + shift mask + softmax + PV; FP16 blocks of a Triton attention_kernel engine:
+     its Triton version, plugins/window_attention/triton_window_attention.py)
   -> proj GEMM (+bias)
   -> window_reverse_ (reverse + unshift + crop + residual, in place, + norm2)
   -> FC1 GEMM (+bias + GELU: cuBLASLt tanh epilogue, or GEMM + erf-GELU epilogue op)
   -> FC2 GEMM (+bias, + residual as cuBLASLt's C matrix)
 Blocks with C <= fused_mlp_max_c (FP16 MLPs): window_reverse_ without LN2, then fused_mlp_ (LN2 + FC1 + GELU + FC2 +
-residual in one kernel, the 4C hidden kept on chip; the Triton kernel or the CUDA one, see resolve_mlp_kernel): 5
+residual in one kernel, the 4C hidden kept on chip; the Triton kernel or the CUDA one, see resolve_fused_kernel): 5
 launches.
 Blocks with C <= fused_attention_max_c (FP16 QKV and proj, head_dim 32, windows of <= 64 tokens, timm's shift mask):
-the whole attention half in one kernel per window (fused_attention_: q, k, v and the head outputs stay on chip), then
-the MLP half: with the fused MLP too, 2 launches per block.
+the whole attention half in one kernel per window (fused_attention_, or its Triton version: q, k, v and the head
+outputs stay on chip), then the MLP half: with the fused MLP too, 2 launches per block.
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
 multiple of 8). Residual stream: float16 [B, H, W, C].
@@ -54,22 +55,42 @@ def fused_mlp_triton_(*args):
     return op(*args)
 
 
-def resolve_mlp_kernel(choice: str, device: torch.device, path: str = "engine") -> str:
-    """The fused MLP kernel an engine runs: "triton" or "cuda". "auto" is triton on a CUDA device of compute
-    capability 9.x with Triton installed (measured faster there), else cuda; CPU engines run the op's reference
-    either way. An explicit "triton" without Triton on a CUDA device is an error, not a silent fallback."""
+def fused_attention_triton_(*args):
+    """The Triton fused attention half, imported on first use (as fused_mlp_triton_)."""
+    from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_ as op
+
+    return op(*args)
+
+
+def window_attention_triton_(*args):
+    """The Triton window attention (FP16 unfused blocks), imported on first use (as fused_mlp_triton_)."""
+    from trt_swin.plugins.window_attention.triton_window_attention import window_attention_triton as op
+
+    return op(*args)
+
+
+def resolve_fused_kernel(choice: str, device: torch.device, path: str = "engine", option: str = "mlp_kernel") -> str:
+    """The kernel an engine runs for a fused op (build option `option`: mlp_kernel or attention_kernel): "triton" or
+    "cuda". "auto" is triton on a CUDA device of compute capability 9.x with Triton installed (measured faster
+    there), else cuda; CPU engines run the op's reference either way. An explicit "triton" without Triton on a CUDA
+    device is an error, not a silent fallback."""
     if choice not in ("auto", "cuda", "triton"):
-        raise ValueError(f"engine {path}: unknown mlp_kernel {choice!r} (expected auto, cuda or triton)")
+        raise ValueError(f"engine {path}: unknown {option} {choice!r} (expected auto, cuda or triton)")
     if device.type != "cuda" or choice == "cuda":
         return "cuda"
     if importlib.util.find_spec("triton") is None:
         if choice == "triton":
-            raise RuntimeError(f"engine {path} was built with mlp_kernel='triton' but Triton is not installed here; "
-                               "pip install triton, or rebuild with --mlp-kernel cuda")
+            raise RuntimeError(f"engine {path} was built with {option}='triton' but Triton is not installed here; "
+                               f"pip install triton, or rebuild with --{option.replace('_', '-')} cuda")
         return "cuda"
     if choice == "triton":
         return "triton"
     return "triton" if torch.cuda.get_device_capability(device)[0] == 9 else "cuda"
+
+
+# fused_attention_max_c=None (auto) per attention kernel: the widest C where it beat the unfused kernels on the H100 at
+# batch 128 (BuildConfig.fused_attention_max_c).
+AUTO_FUSED_ATTENTION_MAX_C = {"cuda": 96, "triton": 128}
 
 
 def default_buckets(max_batch: int) -> list[int]:
@@ -102,9 +123,14 @@ class NativeEngine:
         self.precision = self.build["precision"]
         self.gelu = self.build.get("config", {}).get("gelu", "erf")
         self.fused_mlp_max_c = int(self.build.get("config", {}).get("fused_mlp_max_c", 0))
-        self.mlp_kernel = resolve_mlp_kernel(self.build.get("config", {}).get("mlp_kernel", "cuda"), self.device,
-                                             self.path)
-        self.fused_attention_max_c = int(self.build.get("config", {}).get("fused_attention_max_c", 0))
+        self.mlp_kernel = resolve_fused_kernel(self.build.get("config", {}).get("mlp_kernel", "cuda"), self.device,
+                                               self.path, "mlp_kernel")
+        self.attention_kernel = resolve_fused_kernel(self.build.get("config", {}).get("attention_kernel", "cuda"),
+                                                     self.device, self.path, "attention_kernel")
+        attn_max_c = self.build.get("config", {}).get("fused_attention_max_c", 0)
+        if attn_max_c is None:  # "auto": the widest C at which the kernel that runs measured faster than unfused
+            attn_max_c = AUTO_FUSED_ATTENTION_MAX_C[self.attention_kernel]
+        self.fused_attention_max_c = int(attn_max_c)
         model = self.plan.get("model") or {}
         self.mean, self.std = tuple(model.get("mean", ())), tuple(model.get("std", ()))
         self.num_classes = int(self.plan["num_classes"])
@@ -142,8 +168,11 @@ class NativeEngine:
             for blk in st["blocks"]:  # FC1 writes FC2's FP8 input directly
                 if blk["fc1"]["mode"] == "fp8" and blk["fc2"]["mode"] == "fp8":
                     self.t[blk["fc1"]["name"] + ":out_inv"] = scalar(1.0 / blk["fc2"]["in_scale"])
-                if self._attention_fusable(blk):
-                    self.t[blk["rel_bias"] + ":64"] = pad_bias(self.t[blk["rel_bias"]])
+                if self._attention_fusable(blk):  # the Triton kernel reads a float16 table (half the bytes)
+                    bias64 = pad_bias(self.t[blk["rel_bias"]])
+                    self.t[blk["rel_bias"] + ":64"] = bias64.half() if self.attention_kernel == "triton" else bias64
+                elif self._triton_window_attention_ok(blk):
+                    self.t[blk["rel_bias"] + ":w64"] = pad_bias(self.t[blk["rel_bias"]]).half()
 
     def _attention_fusable(self, blk: dict[str, Any]) -> bool:
         """Whether the block's attention half runs as fused_attention_: FP16 QKV and proj without output
@@ -155,6 +184,19 @@ class NativeEngine:
                 and qkv_g["out_scale"] is None and proj_g["out_scale"] is None
                 and qkv_g["N"] == 3 * blk["C"] and qkv_g["K"] == blk["C"] and proj_g["N"] == proj_g["K"] == blk["C"]):
             return False
+        return self._mask_is_timms(blk)
+
+    def _triton_window_attention_ok(self, blk: dict[str, Any]) -> bool:
+        """Whether an unfused block's window attention runs the Triton kernel: attention_kernel triton, FP16 qkv in and
+        FP16 out (FP16 QKV and proj GEMMs, no output quantization), head_dim 32, windows of <= 64 tokens, timm's
+        mask."""
+        qkv_g, proj_g = blk["qkv"], blk["proj"]
+        return (self.attention_kernel == "triton" and blk["hd"] == 32 and blk["ws"] <= 8
+                and qkv_g["mode"] == proj_g["mode"] == "fp16" and qkv_g["out_scale"] is None
+                and proj_g["out_scale"] is None and self._mask_is_timms(blk))
+
+    def _mask_is_timms(self, blk: dict[str, Any]) -> bool:
+        """The block's stored shift mask is the one the fused / Triton kernels derive from window coordinates."""
         expected = swin_shift_mask(blk["H"], blk["W"], blk["ws"], blk["ss"])
         mask = self.t[blk["mask"]] if blk["mask"] else None
         if expected is None or mask is None:
@@ -245,9 +287,10 @@ class NativeEngine:
         qkv_g, proj_g, fc1_g, fc2_g = blk["qkv"], blk["proj"], blk["fc1"], blk["fc2"]
         fused_mlp = C <= self.fused_mlp_max_c and fc1_g["mode"] == fc2_g["mode"] == "fp16"
         if blk["rel_bias"] + ":64" in t:  # _attention_fusable at load
-            fused_attention_(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
-                             t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss,
-                             blk["attn_scale"])  # x += attention branch (in place)
+            op = fused_attention_triton_ if self.attention_kernel == "triton" else fused_attention_
+            op(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
+               t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss,
+               blk["attn_scale"])  # x += attention branch (in place)
             if fused_mlp:
                 return self._fused_mlp(x, blk)
             h = ln_shift_partition(x, t[n2["gamma"]], t[n2["beta"]], n2["eps"], 1, 0, **self._quant_out(fc1_g))
@@ -256,9 +299,12 @@ class NativeEngine:
         tok = ln_shift_partition(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], ws, ss, **self._quant_out(qkv_g))
         qkv = self._gemm(tok, qkv_g)  # B*nW*N, 3C
         s = qkv_g["out_scale"] if qkv.dtype == torch.int8 else 1.0
-        mask = t[blk["mask"]] if blk["mask"] else None
-        a = window_attention(qkv, t[blk["rel_bias"]], mask, blk["nH"], blk["attn_scale"], s, s, s,
-                             **self._quant_out(proj_g))  # B*nW*N, C
+        if blk["rel_bias"] + ":w64" in t:  # _triton_window_attention_ok at load
+            a = window_attention_triton_(qkv, t[blk["rel_bias"] + ":w64"], blk["nH"], blk["attn_scale"], H, W, ws, ss)
+        else:
+            mask = t[blk["mask"]] if blk["mask"] else None
+            a = window_attention(qkv, t[blk["rel_bias"]], mask, blk["nH"], blk["attn_scale"], s, s, s,
+                                 **self._quant_out(proj_g))  # B*nW*N, C
         y = self._gemm(a, proj_g)  # B*nW*N, C
         y_scale = proj_g["out_scale"] if y.dtype == torch.int8 else 1.0
         # Same path at every batch size, so an image's logits do not depend on the batch it came in (the fused MLP

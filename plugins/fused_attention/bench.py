@@ -2,6 +2,8 @@
 
 Per (model, stage, batch) of a shifted block ([B, H, W, C], windows 7 x 7, shift 3):
   fused_wpcN  fused_attention_ with N windows per CTA ($TRT_SWIN_FATTN_WPC)
+  triton_CFG  fused_attention_triton_ (triton_attention.py) with each config WARPSxSTAGES[h] of --triton-configs
+              (a trailing h: the bias table in float16, as the engine passes it)
   unfused     ln_shift_partition + gemm (QKV + bias) + window_attention + gemm (proj + bias) + window_reverse_
               (the FP16 engine's unfused path, our kernels)
 Median times (triton.testing.do_bench), achieved TFLOP/s (QKV 6 T C^2 + proj 2 T C^2 + attention 4 * 64 * T C over
@@ -26,13 +28,18 @@ from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
 from trt_swin.plugins.window_attention.op import window_attention
 from trt_swin.plugins.window_reverse.op import window_reverse_
 
+try:
+    from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
+except ImportError:  # no triton: the triton columns are left out
+    fused_attention_triton_ = None
+
 # (model, stage) -> (C, H = W) at 224 input
 CASES = {("swin_t", 1): (96, 56), ("swin_t", 2): (192, 28), ("swin_b", 1): (128, 56), ("swin_l", 1): (192, 56)}
 WS, SHIFT, EPS = 7, 3, 1e-5
 ROTATE_BYTES = 256 << 20  # rotate among copies of x until this many bytes, so large cases are not timed from L2
 
 
-def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
+def bench_case(model: str, stage: int, batch: int, copy_gbs: float, triton_configs: list[str]) -> dict:
     C, res = CASES[(model, stage)]
     nH, dev = C // 32, "cuda"
     gamma, beta = 1 + 0.1 * torch.randn(C, device=dev), 0.1 * torch.randn(C, device=dev)
@@ -73,9 +80,28 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
         finally:
             del os.environ["TRT_SWIN_FATTN_WPC"]
     r["unfused_ms"] = time_ms(rotating(unfused, sets), rep=150)
+    for name in triton_configs:
+        cfg = tuple(int(v) for v in name.rstrip("h").split("x"))
+        bias_t = bias64.half() if name.endswith("h") else bias64
+
+        def triton_fused(x, cfg=cfg, bias_t=bias_t):
+            fused_attention_triton_(x, gamma, beta, EPS, w_qkv, b_qkv, bias_t, w_proj, b_proj, WS, SHIFT, 1.0,
+                                    config=cfg)
+
+        try:
+            xt = x0.clone()
+            triton_fused(xt)
+            r[f"triton_{name}_inc_err"] = ((xt.double() - x0.double() - ref_inc).norm() / ref_inc.norm()).item()
+            r[f"triton_{name}_ms"] = time_ms(rotating(triton_fused, sets), rep=150)
+        except Exception as e:  # e.g. triton's OutOfResources for a config too large for this C: recorded, not fatal
+            r[f"triton_{name}_error"] = f"{type(e).__name__}: {str(e)[:200]}"
     T = windows * 64
     flops = 8 * T * C * C + 4 * 64 * T * C
     best = min(r["fused_wpc1_ms"], r["fused_wpc2_ms"])
+    tri = [r[f"triton_{n}_ms"] for n in triton_configs if f"triton_{n}_ms" in r]
+    if tri:
+        r["triton_best_ms"] = min(tri)
+        r["triton_tflops"] = flops / r["triton_best_ms"] / 1e9
     r["fused_tflops"] = flops / best / 1e9
     r["bytes_floor_ms"] = (2 * x_bytes + 4 * C * C * 2) / copy_gbs / 1e6
     r["speedup_vs_unfused"] = r["unfused_ms"] / best
@@ -85,6 +111,8 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", default="1,32,128", help="comma list (default: %(default)s)")
+    p.add_argument("--triton-configs", default="4x2h,4x1h",
+                   help="comma list of Triton configs WARPSxSTAGES[h], '' for none (default: %(default)s)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -92,19 +120,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.manual_seed(0)
     copy_gbs = copy_bandwidth_gbs()
-    rows = [bench_case(m, s, b, copy_gbs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
+    triton_configs = [c for c in args.triton_configs.split(",") if c] if fused_attention_triton_ else []
+    rows = [bench_case(m, s, b, copy_gbs, triton_configs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
     out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
     print(f"\nfused_attention on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
-    print("| model | stage | batch | C | fused wpc1 ms | fused wpc2 ms | TFLOP/s | unfused ms | bytes floor ms | "
+    tcols = "".join(f" triton {n} ms |" for n in triton_configs)
+    print(f"| model | stage | batch | C | fused wpc1 ms | fused wpc2 ms | TFLOP/s |{tcols} unfused ms | bytes floor ms | "
           "speedup | inc err |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|" + "---|" * len(triton_configs) + "---|---|---|---|")
     for r in rows:
+        tvals = "".join(f" {r[f'triton_{n}_ms']:.4f} |" if f"triton_{n}_ms" in r else " error |" for n in triton_configs)
         print(f"| {r['model']} | {r['stage']} | {r['batch']} | {r['C']} | {r['fused_wpc1_ms']:.4f} | "
-              f"{r['fused_wpc2_ms']:.4f} | {r['fused_tflops']:.0f} | {r['unfused_ms']:.4f} | {r['bytes_floor_ms']:.4f} | "
-              f"{r['speedup_vs_unfused']:.2f}x | {r['inc_rel_l2_vs_unfused']:.1e} |")
+              f"{r['fused_wpc2_ms']:.4f} | {r['fused_tflops']:.0f} |{tvals} {r['unfused_ms']:.4f} | "
+              f"{r['bytes_floor_ms']:.4f} | {r['speedup_vs_unfused']:.2f}x | {r['inc_rel_l2_vs_unfused']:.1e} |")
     return 0
 
 

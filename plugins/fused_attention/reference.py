@@ -53,8 +53,9 @@ def pad_bias(bias: torch.Tensor) -> torch.Tensor:
 
 def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w_qkv: torch.Tensor, b_qkv: torch.Tensor,
                  bias64: torch.Tensor, w_proj: torch.Tensor, b_proj: torch.Tensor, window_size: int,
-                 shift: int) -> None:
-    """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks)."""
+                 shift: int, bias_dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> None:
+    """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks).
+    bias_dtypes: what bias64 may be (the Triton kernel also reads float16)."""
     if x.dim() != 4:
         raise ValueError(f"fused_attention_: x must be [B, H, W, C], got shape {tuple(x.shape)}")
     C = x.shape[3]
@@ -72,10 +73,11 @@ def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w_qkv
             raise ValueError(f"fused_attention_: {name} must be {list(shape)}, got shape {tuple(t.shape)}")
     for name, t, dtype in (("x", x, torch.float16), ("w_qkv", w_qkv, torch.float16), ("w_proj", w_proj, torch.float16),
                            ("gamma", gamma, torch.float32), ("beta", beta, torch.float32),
-                           ("b_qkv", b_qkv, torch.float32), ("bias64", bias64, torch.float32),
-                           ("b_proj", b_proj, torch.float32)):
+                           ("b_qkv", b_qkv, torch.float32), ("b_proj", b_proj, torch.float32)):
         if t.dtype != dtype:
             raise ValueError(f"fused_attention_: {name} must be {dtype}, got {t.dtype}")
+    if bias64.dtype not in bias_dtypes:
+        raise ValueError(f"fused_attention_: bias64 must be {' or '.join(map(str, bias_dtypes))}, got {bias64.dtype}")
     devices = {t.device for t in (x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj)}
     if len(devices) != 1:
         raise ValueError(f"fused_attention_: all tensors must be on one device, got {sorted(str(d) for d in devices)}")

@@ -1,7 +1,9 @@
 """`python -m trt_swin.plugins.window_attention.bench --json OUT.json`: the fused kernel vs PyTorch on Swin shapes.
 
 Per (model, stage, batch): our kernel (fp16, int8 in / int8 out, fp16 in / fp8 out), timm's eager math (matmul + bias + mask +
-softmax + matmul), timm's SDPA path (bias + mask as attn_mask), and torch.compile of the eager math. Reports the
+softmax + matmul), timm's SDPA path (bias + mask as attn_mask), torch.compile of the eager math, and with
+--triton-configs the Triton kernel (triton_window_attention.py; head_dim 32, N <= 64, float16 bias table) per config
+HEADSxWARPSxSTAGES. Reports the
 median time (CUDA events through triton.testing.do_bench), the kernel's achieved GB/s (qkv read + out written once)
 and its fraction of a device-to-device copy bandwidth measured in the same run.
 """
@@ -17,6 +19,11 @@ import torch
 
 from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, rotating, time_ms
 from trt_swin.plugins.window_attention.op import window_attention
+
+try:
+    from trt_swin.plugins.window_attention.triton_window_attention import pad_bias, window_attention_triton
+except ImportError:  # no triton: the triton columns are left out
+    window_attention_triton = None
 
 MODELS = {
     "swin_t": dict(C=96, heads=(3, 6, 12, 24), res=56, ws=7),
@@ -63,7 +70,8 @@ def sdpa(qkv, bias, mask, nH, scale):
     return x.transpose(1, 2).reshape(-1, C)
 
 
-def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: bool, ours_only: bool = False) -> dict:
+def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: bool, ours_only: bool = False,
+               triton_configs: tuple[str, ...] = ()) -> dict:
     """Times one (model, stage, batch) shifted block (unshifted where timm has no shift: a last stage of one window)."""
     cfg = MODELS[model]
     res = cfg["res"] >> (stage - 1)
@@ -108,14 +116,32 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, do_compile: 
     ref = window_attention_fp32(qkv16[0], bias, mask, nH, scale)
     out = window_attention(qkv16[0], bias, mask, nH, scale).float()
     r["ours_fp16_rel_l2"] = ((out - ref).norm() / ref.norm()).item()
+    if window_attention_triton is not None and C // nH == 32 and N <= 64:
+        bias64 = pad_bias(bias).half()
+        for name in triton_configs:
+            cfg = tuple(int(v) for v in name.split("x"))
+            if nH % cfg[0]:
+                continue
+
+            def tri(x, cfg=cfg):
+                return window_attention_triton(x, bias64, nH, scale, res, res, ws, ss, config=cfg)
+            try:
+                r[f"triton_{name}_rel_l2"] = ((tri(qkv16[0]).float() - ref).norm() / ref.norm()).item()
+                r[f"triton_{name}_ms"] = time_ms(rotating(tri, [(x,) for x in qkv16]))
+            except Exception as e:  # e.g. triton's OutOfResources: recorded, not fatal
+                r[f"triton_{name}_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+        tri_ms = {n: r[f"triton_{n}_ms"] for n in triton_configs if f"triton_{n}_ms" in r}
+        if tri_ms:
+            r["triton_best"] = min(tri_ms, key=tri_ms.get)
+            r["triton_best_ms"] = tri_ms[r["triton_best"]]
     return r
 
 
 def markdown(rows: list[dict], copy_gbs: float, device: str, impl: str) -> str:
     lines = [f"window_attention ({impl}) on {device}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)", "",
              "| model | stage | batch | windows | N | nH | ours fp16 ms | GB/s (copy frac) | ours int8 ms | ours fp8-out ms | "
-             "eager ms | sdpa ms | compile ms | speedup vs sdpa | rel L2 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "eager ms | sdpa ms | compile ms | speedup vs sdpa | rel L2 | triton fp16 ms (config) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def ms(r, k):
         return f"{r[k]:.4f}" if k in r else "-"
@@ -126,7 +152,8 @@ def markdown(rows: list[dict], copy_gbs: float, device: str, impl: str) -> str:
             f"| {r['model']} | {r['stage']}{'s' if r['shifted'] else ''} | {r['batch']} | {r['num_windows']} | {r['N']} | "
             f"{r['heads']} | {r['ours_fp16_ms']:.4f} | {r['ours_fp16_gbs']:.0f} ({r['ours_fp16_copy_frac']:.2f}) | "
             f"{r['ours_int8_ms']:.4f} | {ms(r, 'ours_fp8_ms')} | {ms(r, 'eager_ms')} | {ms(r, 'sdpa_ms')} | "
-            f"{ms(r, 'compile_ms')} | {speedup} | {r['ours_fp16_rel_l2']:.1e} |")
+            f"{ms(r, 'compile_ms')} | {speedup} | {r['ours_fp16_rel_l2']:.1e} | "
+            + (f"{r['triton_best_ms']:.4f} ({r['triton_best']}) |" if "triton_best_ms" in r else "- |"))
     return "\n".join(lines)
 
 
@@ -139,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (one compile per shape)")
     p.add_argument("--compile-batches", default="1,32,128", help="batches that also time torch.compile")
     p.add_argument("--ours-only", action="store_true", help="time only our kernel (no eager / SDPA / compile)")
+    p.add_argument("--triton-configs", default="",
+                   help="comma list HEADSxWARPSxSTAGES of the Triton kernel to time as well (default: none)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("error: the benchmark needs a CUDA device", file=sys.stderr)
@@ -150,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         for stage in map(int, args.stages.split(",")):
             for batch in map(int, args.batches.split(",")):
                 do_compile = not args.no_compile and str(batch) in args.compile_batches.split(",")
-                rows.append(bench_case(model, stage, batch, copy_gbs, do_compile, args.ours_only))
+                rows.append(bench_case(model, stage, batch, copy_gbs, do_compile, args.ours_only,
+                                       tuple(c for c in args.triton_configs.split(",") if c)))
                 print(json.dumps(rows[-1]), flush=True)
     device = torch.cuda.get_device_name()
     impl = os.environ.get("TRT_SWIN_WA_IMPL", "auto")  # which kernel serves N = 49..64 (window_attention_kernel.cuh)

@@ -320,25 +320,30 @@ def test_cli_int8_without_scales_is_a_clear_error(tmp_path, capsys):
 def test_mlp_kernel_resolution(monkeypatch, choice, device, triton_installed, expected):
     import importlib.util
 
-    from trt_swin.engines.native.runtime import resolve_mlp_kernel
+    from trt_swin.engines.native.runtime import resolve_fused_kernel
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: (real(name, *a) if triton_installed else None) if name == "triton" else real(name, *a))
     if triton_installed and importlib.util.find_spec("triton") is None:
         pytest.skip("triton is not installed")
-    assert resolve_mlp_kernel(choice, torch.device(device)) == expected
+    assert resolve_fused_kernel(choice, torch.device(device)) == expected
 
 
 def test_mlp_kernel_errors(monkeypatch):
     import importlib.util
 
-    from trt_swin.engines.native.runtime import resolve_mlp_kernel
+    from trt_swin.engines.native.runtime import resolve_fused_kernel
 
     with pytest.raises(ValueError, match="unknown mlp_kernel 'cutlass'"):
-        resolve_mlp_kernel("cutlass", torch.device("cuda:0"), "x.engine")
+        resolve_fused_kernel("cutlass", torch.device("cuda:0"), "x.engine")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(RuntimeError, match="built with mlp_kernel='triton' but Triton is not installed"):
-        resolve_mlp_kernel("triton", torch.device("cuda:0"), "x.engine")
+        resolve_fused_kernel("triton", torch.device("cuda:0"), "x.engine")
     with pytest.raises(ValueError, match="mlp_kernel must be 'auto', 'cuda' or 'triton'"):
         BuildConfig(mlp_kernel="cutlass")
+    # the attention kernel option goes through the same resolution, its errors naming it
+    with pytest.raises(RuntimeError, match=r"built with attention_kernel='triton'.*--attention-kernel cuda"):
+        resolve_fused_kernel("triton", torch.device("cuda:0"), "x.engine", "attention_kernel")
+    with pytest.raises(ValueError, match="attention_kernel must be 'auto', 'cuda' or 'triton'"):
+        BuildConfig(attention_kernel="cutlass")

@@ -4,7 +4,8 @@ CPU: the reference against timm's SwinTransformerBlock (norm1 + _attn, unrounded
 timm's get_attn_mask, the CPU kernel, fake kernel, schema and error messages. GPU: the kernel over the real models'
 blocks with C <= 192 and N <= 64 (tests/shapes.py: Swin-T/S/B/L stages 1-2 at 224/w7) at batch 2, and edge shapes
 (padded maps, small windows, shift 1, one image, an odd number of windows so a two-window CTA is half empty, every
-supported C), both windows-per-CTA tilings. Bound: relative L2 of x <= 1e-3, of the attention increment (out - x)
+supported C), both windows-per-CTA tilings; the Triton kernel (triton_attention.py) over the same shapes with float32 and
+float16 bias tables, in a CUDA graph, and under Triton's CPU interpreter (CI). Bound: relative L2 of x <= 1e-3, of the attention increment (out - x)
 <= 5e-3 and per token row <= 3e-2 (fp16 roundings of q / k / v / P / O); memory around x untouched.
 """
 from __future__ import annotations
@@ -18,6 +19,12 @@ from timm.models.swin_transformer import SwinTransformerBlock
 from trt_swin.plugins.fused_attention.op import fused_attention_, pad_bias
 from trt_swin.plugins.fused_attention.reference import fused_attention_ref, swin_shift_mask
 from trt_swin.plugins.window_attention.reference import gather_relative_position_bias
+
+try:
+    from trt_swin.plugins.fused_attention import triton_attention
+except ImportError:  # no triton
+    triton_attention = None
+needs_triton = pytest.mark.skipif(triton_attention is None, reason="triton is not installed")
 
 EPS = 1e-5
 SCALE = 32 ** -0.5
@@ -151,15 +158,15 @@ def test_bad_inputs(case, match):
 GUARD = 4096  # fp16 elements of poisoned memory on each side of x
 
 
-def _run_guarded(B, H, W, C, ws, shift, seed=0):
-    """Runs the op on an x that sits between two poisoned guard regions; returns (x0, out, reference, guards ok)."""
+def _run_guarded(B, H, W, C, ws, shift, seed=0, op=fused_attention_):
+    """Runs `op` on an x that sits between two poisoned guard regions; returns (x0, out, reference, guards ok)."""
     x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(B, H, W, C, ws, "cuda", seed)
     n = x.numel()
     buf = torch.full((2 * (2 * GUARD + n),), POISON_BYTE, dtype=torch.uint8, device="cuda").view(torch.float16)
     xg = buf[GUARD:GUARD + n].view(x.shape)
     xg.copy_(x)
     ref = fused_attention_ref(x, gamma, beta, EPS, w_qkv, b_qkv, bias, w_proj, b_proj, ws, shift, SCALE)
-    out = fused_attention_(xg, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, ws, shift, SCALE)
+    out = op(xg, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, ws, shift, SCALE)
     torch.cuda.synchronize()
     assert out.data_ptr() == xg.data_ptr()
     guards = torch.cat([buf[:GUARD], buf[GUARD + n:]]).view(torch.uint8)
@@ -234,3 +241,93 @@ def test_cuda_bad_inputs(case, match):
         x = torch.zeros(49 * 96 + 1, device="cuda").half()[1:].view(1, 7, 7, 96)
     with pytest.raises(RuntimeError, match=match):
         fused_attention_(x, gamma, beta, EPS, w_qkv, b_qkv, bias64, w_proj, b_proj, 7, 0, SCALE)
+
+
+# ---- the Triton kernel --------------------------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("bias_dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("B,H,W,C,ws,shift", REAL_SHAPES + EDGE_SHAPES)
+def test_triton_kernel_matches_reference(B, H, W, C, ws, shift, bias_dtype):
+    def op(x, gamma, beta, eps, w_qkv, b_qkv, bias64, *rest):
+        return triton_attention.fused_attention_triton_(x, gamma, beta, eps, w_qkv, b_qkv, bias64.to(bias_dtype), *rest)
+
+    x0, out, ref, guards_ok = _run_guarded(B, H, W, C, ws, shift, op=op)
+    _assert_close(x0, out, ref)
+    assert guards_ok, "the Triton kernel wrote outside x"
+
+
+@pytest.mark.gpu
+@needs_triton
+def test_triton_kernel_in_a_cuda_graph():
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(3, 28, 28, 192, 7, "cuda")
+    args = (gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, 7, 3, SCALE)
+    x0 = x.clone()
+    triton_attention.fused_attention_triton_(x.clone(), *args)  # compile outside capture
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        triton_attention.fused_attention_triton_(x, *args)
+    x.copy_(x0)
+    g.replay()
+    torch.cuda.synchronize()
+    _assert_close(x0, x, fused_attention_ref(x0, gamma, beta, EPS, w_qkv, b_qkv, bias, w_proj, b_proj, 7, 3, SCALE))
+
+
+@needs_triton
+def test_triton_kernel_contract():
+    """The CUDA op's input checks (bias64 may also be float16), plus its own: CUDA tensors; and every C the op takes
+    splits into the kernel's two power-of-two column blocks."""
+    x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(1, 7, 7, 64, 7, "cpu")
+    args = [x, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, 7, 0, SCALE]
+    with pytest.raises(ValueError, match="x must be a CUDA tensor"):
+        triton_attention.fused_attention_triton_(*args)
+    with pytest.raises(ValueError, match=r"bias64 must be \[2, 64, 64\]"):
+        triton_attention.fused_attention_triton_(*args[:6], bias, *args[7:])
+    with pytest.raises(ValueError, match="bias64 must be torch.float32 or torch.float16"):
+        triton_attention.fused_attention_triton_(*args[:6], args[6].double(), *args[7:])
+    with pytest.raises(ValueError, match="C must be a multiple of 32"):
+        triton_attention.fused_attention_triton_(torch.zeros(1, 7, 7, 224).half(), *args[1:])
+    for C in range(32, 193, 32):
+        c0, c1 = triton_attention.column_blocks(C)
+        assert c0 + c1 == C and c0 & (c0 - 1) == 0 and c1 & (c1 - 1) == 0
+
+
+# Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: hence a subprocess) runs the kernel on the
+# CPU, so CI checks its math without a GPU: split and power-of-two C, shifted and not, padded maps, small windows,
+# float32 and float16 bias tables.
+_INTERPRET = """
+import torch
+from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
+from trt_swin.plugins.fused_attention.reference import fused_attention_ref, pad_bias
+torch.manual_seed(0)
+worst = 0.0
+for B, H, W, C, ws, shift, bias_dtype in ((1, 14, 14, 96, 7, 3, torch.float16), (1, 9, 13, 64, 7, 3, torch.float32),
+                                          (3, 7, 7, 128, 7, 0, torch.float16), (1, 8, 8, 128, 4, 2, torch.float32),
+                                          (1, 5, 11, 32, 3, 1, torch.float16), (1, 7, 7, 192, 7, 0, torch.float32)):
+    nH, N = C // 32, ws * ws
+    x = (torch.randn(B, H, W, C) * 2 + 0.5).half()
+    g, b = 1 + 0.2 * torch.randn(C), 0.2 * torch.randn(C)
+    wq, bq = (torch.randn(3 * C, C) * C ** -0.5).half(), 0.2 * torch.randn(3 * C)
+    bias = 0.5 * torch.randn(nH, N, N)
+    wp, bp = (torch.randn(C, C) * C ** -0.5).half(), 0.2 * torch.randn(C)
+    ref = fused_attention_ref(x, g, b, 1e-5, wq, bq, bias, wp, bp, ws, shift, 32 ** -0.5).double() - x.double()
+    out = fused_attention_triton_(x.clone(), g, b, 1e-5, wq, bq, pad_bias(bias).to(bias_dtype), wp, bp, ws, shift,
+                                  32 ** -0.5).double() - x.double()
+    worst = max(worst, ((out - ref).norm() / ref.norm()).item())
+print(worst)
+"""
+
+
+@needs_triton
+def test_triton_kernel_math_in_the_interpreter():
+    import os
+    import subprocess
+    import sys
+
+    # The interpreter runs on CPU tensors; the wrapper's CUDA check is lifted for it.
+    env = dict(os.environ, TRITON_INTERPRET="1", TRT_SWIN_TRITON_CPU="1")
+    r = subprocess.run([sys.executable, "-c", _INTERPRET], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    worst = float(r.stdout.strip().splitlines()[-1])
+    assert worst < 5e-3, f"relative L2 error of the attention increment {worst:.2e} > 5e-3 under the interpreter"

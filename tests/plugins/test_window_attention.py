@@ -383,3 +383,96 @@ def test_cpu_reference_rejects_bad_input():
         window_attention_reference(qkv, torch.randn(3, 150, 150), None, 3, 0.1)
     with pytest.raises(ValueError, match="qkv must be float16 or int8"):
         window_attention_reference(qkv.float(), torch.randn(3, 49, 49), None, 3, 0.1)
+
+
+# ---- the Triton kernel (FP16 engines' unfused blocks: head_dim 32, N <= 64, timm's mask derived in-kernel) --------
+
+try:
+    from trt_swin.plugins.window_attention import triton_window_attention
+except ImportError:  # no triton
+    triton_window_attention = None
+needs_triton = pytest.mark.skipif(triton_window_attention is None, reason="triton is not installed")
+TRITON_SHAPES = [s for s in ALL_SHAPES if s.hd == 32 and s.N <= 64]
+
+
+def _triton_cases():
+    for s in TRITON_SHAPES:
+        for B in (1, 3):
+            for hpp in sorted({1, 2 if s.nH % 2 == 0 else 1}):
+                yield pytest.param(s, B, hpp, id=f"{s.id}-b{B}-hpp{hpp}")
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("shape,B,hpp", list(_triton_cases()))
+def test_triton_kernel_matches_reference(shape: BlockShape, B: int, hpp: int, cuda_device):
+    from trt_swin.plugins.fused_attention.reference import pad_bias
+
+    qkv, bias, mask, _ = _inputs(shape, B, torch.float16, cuda_device)
+    scale = shape.hd ** -0.5
+    _poison_allocator(qkv.shape[0] * shape.C, torch.float16, cuda_device)
+    out = triton_window_attention.window_attention_triton(qkv, pad_bias(bias).half(), shape.nH, scale, shape.H,
+                                                          shape.W, shape.ws, shape.ss, config=(hpp, 4, 3 if hpp == 2 else 2))
+    torch.cuda.synchronize()
+    assert out.shape == (qkv.shape[0], shape.C)
+    # the bias table in float16 adds its rounding (bias_std 2: ~1e-3 absolute on the logits) to the fp16 P / O
+    ref32 = window_attention_fp32(qkv, pad_bias(bias).half().float()[:, :shape.N, :shape.N], mask, shape.nH, scale)
+    assert torch.isfinite(out).all(), "non-finite (unwritten) output elements"
+    err = _rel_l2(out, ref32)
+    assert err <= FP16_REL_L2, f"relative L2 error {err:.2e} > {FP16_REL_L2}"
+
+
+@needs_triton
+def test_triton_kernel_contract():
+    from trt_swin.plugins.fused_attention.reference import pad_bias
+
+    op = triton_window_attention.window_attention_triton
+    qkv, bias64 = torch.zeros(2 * 49, 3 * 64).half(), pad_bias(torch.zeros(2, 49, 49))
+    with pytest.raises(ValueError, match="qkv must be a CUDA tensor"):
+        op(qkv, bias64, 2, 1.0, 7, 7, 7, 0)
+    with pytest.raises(ValueError, match="head_dim 32 only"):
+        op(torch.zeros(2 * 49, 3 * 128).half(), bias64, 2, 1.0, 7, 7, 7, 0)
+    with pytest.raises(ValueError, match="must be B \\* 1 windows"):
+        op(qkv[:50], bias64, 2, 1.0, 7, 7, 7, 0)
+    with pytest.raises(ValueError, match="window_size must be in 1..8"):
+        op(torch.zeros(144, 3 * 64).half(), bias64, 2, 1.0, 12, 12, 12, 0)
+    with pytest.raises(ValueError, match=r"bias64 must be \[2, 64, 64\]"):
+        op(qkv, bias64[:, :49, :49], 2, 1.0, 7, 7, 7, 0)
+    with pytest.raises(ValueError, match="heads per program 4 must divide"):
+        op(qkv, bias64, 2, 1.0, 7, 7, 7, 0, config=(4, 4, 2))
+
+
+# Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: hence a subprocess) runs the kernel on the
+# CPU, so CI checks its math without a GPU: shifted and not, padded maps, small windows, several heads per program.
+_INTERPRET = """
+import torch
+from trt_swin.plugins.window_attention.triton_window_attention import window_attention_triton, pad_bias
+from trt_swin.plugins.window_attention.reference import window_attention_reference
+from trt_swin.plugins.fused_attention.reference import swin_shift_mask
+torch.manual_seed(0)
+worst = 0.0
+for B, H, W, nH, ws, shift, cfg in ((2, 14, 14, 3, 7, 3, (1, 4, 2)), (1, 9, 13, 2, 7, 3, (2, 4, 2)),
+                                    (1, 8, 8, 4, 4, 2, (4, 4, 1)), (2, 7, 7, 6, 7, 0, (3, 4, 2)),
+                                    (1, 5, 11, 1, 3, 1, (1, 4, 2))):
+    N = ws * ws
+    nW = -(-H // ws) * -(-W // ws)
+    qkv = torch.randn(B * nW * N, 3 * 32 * nH).half()
+    bias = 0.5 * torch.randn(nH, N, N)
+    ref = window_attention_reference(qkv, bias, swin_shift_mask(H, W, ws, shift), nH, 32 ** -0.5).double()
+    out = window_attention_triton(qkv, pad_bias(bias), nH, 32 ** -0.5, H, W, ws, shift, config=cfg).double()
+    worst = max(worst, ((out - ref).norm() / ref.norm()).item())
+print(worst)
+"""
+
+
+@needs_triton
+def test_triton_kernel_math_in_the_interpreter():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", TRT_SWIN_TRITON_CPU="1")
+    r = subprocess.run([sys.executable, "-c", _INTERPRET], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    worst = float(r.stdout.strip().splitlines()[-1])
+    assert worst < FP16_REL_L2, f"relative L2 error {worst:.2e} > {FP16_REL_L2} under the interpreter"

@@ -36,8 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="engines built with --build: blocks with C <= this run a fused FP16 MLP kernel (0: never)")
     p.add_argument("--mlp-kernel", choices=("auto", "cuda", "triton"), default="auto",
                    help="engines built with --build: the fused MLP kernel (auto: triton on compute capability 9.x)")
-    p.add_argument("--fused-attention-max-c", type=int, default=96, metavar="C",
-                   help="engines built with --build: blocks with C <= this run a fused FP16 attention half (0: never)")
+    p.add_argument("--fused-attention-max-c", type=int, default=None, metavar="C",
+                   help="engines built with --build: blocks with C <= this run a fused FP16 attention half (0: never; "
+                   "default: by the attention kernel, see build-engine)")
+    p.add_argument("--attention-kernel", choices=("auto", "cuda", "triton"), default="auto",
+                   help="engines built with --build: the fused attention kernel (auto: triton on compute capability 9.x)")
     p.add_argument("--backends", default=",".join(BASELINES), help=f"comma list of baselines ({', '.join(BASELINES)}) or 'none'")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 128])
     p.add_argument("--iters", type=int, default=100)
@@ -90,7 +93,8 @@ def _graphed(module, x):
 
 
 def timing_engine(model, info, precision: str, batch_sizes: list[int], gelu: str, fused_mlp_max_c: int,
-                  fused_attention_max_c: int = 96, mlp_kernel: str = "auto"):
+                  fused_attention_max_c: int | None = None, mlp_kernel: str = "auto",
+                  attention_kernel: str = "auto"):
     """A native engine of `model` built in-process on CUDA, with CUDA graphs for `batch_sizes`. INT8 / FP8 scales are
     max-calibrated on 16 random images: right for timing, not for accuracy."""
     import torch
@@ -105,7 +109,7 @@ def timing_engine(model, info, precision: str, batch_sizes: list[int], gelu: str
         scales = calibrate_max(model, imgs, precision)
     cfg = BuildConfig(precision=precision, max_batch=max(batch_sizes), recipe=precision if precision != "fp16" else None,
                       gelu=gelu, fused_mlp_max_c=fused_mlp_max_c, fused_attention_max_c=fused_attention_max_c,
-                      mlp_kernel=mlp_kernel)
+                      mlp_kernel=mlp_kernel, attention_kernel=attention_kernel)
     plan, tensors, build = build_native_engine(model, cfg, scales, model_info=info.to_dict(), device=torch.device("cuda"))
     return NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=batch_sizes)
 
@@ -143,7 +147,7 @@ def bench_model(spec: str, args, engines_files: list[str]) -> list[dict]:
         for prec in (p for p in args.build.split(",") if p):
             engines[f"native-{prec}"] = timing_engine(model, info, prec, args.batch_sizes, args.gelu,
                                                       args.fused_mlp_max_c, args.fused_attention_max_c,
-                                                      args.mlp_kernel)
+                                                      args.mlp_kernel, args.attention_kernel)
     for path in engines_files:
         engines[Path(path).name] = load(path, device="cuda")
     with torch.no_grad():

@@ -40,8 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mlp-kernel", choices=("auto", "cuda", "triton"), default="auto",
                    help="fused MLP kernel: triton (wgmma via Triton), cuda, or auto: triton on compute capability 9.x "
                    "when Triton is installed, decided at load")
-    g.add_argument("--fused-attention-max-c", type=int, default=96, metavar="C",
-                   help="blocks with C <= this (at most 192) run their FP16 attention half as one fused kernel (0: never)")
+    g.add_argument("--fused-attention-max-c", type=int, default=None, metavar="C",
+                   help="blocks with C <= this (at most 192) run their FP16 attention half as one fused kernel (0: never; "
+                   "default: 128 with the Triton kernel, 96 with the CUDA one, decided at load)")
+    g.add_argument("--attention-kernel", choices=("auto", "cuda", "triton"), default="auto",
+                   help="fused attention kernel: triton, cuda, or auto (as --mlp-kernel)")
     g.add_argument("--device", default="auto", help="GPU the engine is built for (recorded and checked at load)")
     g.add_argument("-o", "--output", required=True, help="engine file (.engine native, .plan TensorRT)")
     g = p.add_argument_group("TensorRT backend")
@@ -117,7 +120,8 @@ def run(args) -> int:
     keep = tuple(g for g in (args.keep_fp32 if args.keep_fp32 is not None else ["head.fc"]) if g)
     cfg = BuildConfig(precision=args.precision, max_batch=args.max_batch, recipe=recipe if args.precision != "fp16" else None,
                       keep_fp32=keep, gelu=args.gelu, fused_mlp_max_c=args.fused_mlp_max_c,
-                      fused_attention_max_c=args.fused_attention_max_c, mlp_kernel=args.mlp_kernel)
+                      fused_attention_max_c=args.fused_attention_max_c, mlp_kernel=args.mlp_kernel,
+                      attention_kernel=args.attention_kernel)
     plan, tensors, build = build_native_engine(model, cfg, scales, model_info=info.to_dict(),
                                                device=torch.device(device) if device.startswith("cuda") else None)
     path = save_engine(args.output, plan, tensors, build)

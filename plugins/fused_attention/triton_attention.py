@@ -1,0 +1,170 @@
+"""The fused attention half as a Triton kernel, for Hopper: the same function and contract as the CUDA kernel
+(`fused_attention_`), written so that Triton lowers its GEMMs to warpgroup MMAs (wgmma, operands read from shared
+memory by the tensor cores) and pipelines the per-head weight loads. The mma.sync CUDA kernel is bound by shared-memory
+traffic through ldmatrix (BENCHMARKS.md, session 5: L1 / shared at 75 %, short-scoreboard stalls).
+
+    x += window_reverse(unshift(proj(WindowAttention(window_partition(shift(norm1(x)))))))     x [B, H, W, C] fp16
+
+One program per window, its N = ws * ws tokens padded to NP rows (64 for ws 7 / 8): rows gathered from x by index
+math (shift, crop, zero padding after the norm), LayerNorm, then per head q / k / v = LN(x) W^T + b, softmax(q k^T *
+scale + bias64[h] + mask) v, and that head's share of the projection accumulated in FP32 over the heads; finally
+x[token] += proj + b_proj for the window's tokens inside the map (each token belongs to one window: in place is safe).
+The shift mask is derived from the window coordinates as in the CUDA kernel (timm's regions of the padded, shifted
+map). Roundings as the CUDA kernel: LN output, q / k / v, P and the normalized head output, proj + b_proj to fp16;
+statistics, logits, softmax, accumulations in FP32; the residual sum rounded once. C that is not a power of two runs
+as two power-of-two column blocks C0 + C1 (96 = 64 + 32, 160 = 128 + 32, 192 = 128 + 64).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from .reference import HEAD_DIM, KEYS, check_inputs
+
+# (num_warps, num_stages) per C, the fastest measured on the H100 at batch 128 with a float16 bias table (BENCHMARKS.md,
+# session 6); other C take the entry of the next larger C, or the last.
+DEFAULT_CONFIGS = {96: (4, 2), 128: (4, 2), 192: (4, 1)}
+
+
+@triton.jit
+def _region(y, P, WS: tl.constexpr, shift):
+    """timm's get_attn_mask slices (0, -ws), (-ws, -shift), (-shift, None) of a padded extent P."""
+    return tl.where(y < P - WS, 0, tl.where(y < P - shift, 1, 2))
+
+
+@triton.jit
+def _wt(w_ptr, row0, C: tl.constexpr, cols, d):
+    """[len(cols), HD] operand W[row0 + d, cols]^T of a row-major [*, C] weight."""
+    return tl.load(w_ptr + (row0 + d)[None, :] * C + cols[:, None])
+
+
+@triton.jit
+def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias_ptr, wp_ptr, bp_ptr,
+                            H, W, nWh, nWw, shift, eps, scale,
+                            C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, NH: tl.constexpr,
+                            WS: tl.constexpr, NP: tl.constexpr):
+    HD: tl.constexpr = 32
+    LOG2E: tl.constexpr = 1.4426950408889634
+    win = tl.program_id(0)
+    nW = nWh * nWw
+    b = win // nW
+    wy = (win % nW) // nWw
+    wx = (win % nW) % nWw
+    r = tl.arange(0, NP)
+    y = wy * WS + r // WS  # row / column in the padded, shifted frame
+    xx = wx * WS + r % WS
+    inmap = (r < WS * WS) & (y < H) & (xx < W)
+    src = (b * H + (y + shift) % H).to(tl.int64) * W + (xx + shift) % W  # token of x (roll(-shift) undone)
+    rm = inmap[:, None]
+
+    # ---- gather + LayerNorm (padded rows: zeros after the norm, as timm pads) ----
+    c0 = tl.arange(0, C0)
+    x0 = tl.load(x_ptr + src[:, None] * C + c0[None, :], mask=rm, other=0.0).to(tl.float32)
+    s1 = tl.sum(x0, axis=1)
+    if C1 > 0:
+        c1 = C0 + tl.arange(0, C1)
+        x1 = tl.load(x_ptr + src[:, None] * C + c1[None, :], mask=rm, other=0.0).to(tl.float32)
+        s1 += tl.sum(x1, axis=1)
+    mean = s1 / C
+    d0 = x0 - mean[:, None]
+    s2 = tl.sum(d0 * d0, axis=1)
+    if C1 > 0:
+        d1 = x1 - mean[:, None]
+        s2 += tl.sum(d1 * d1, axis=1)
+    rstd = tl.rsqrt(s2 / C + eps)
+    h0 = d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]
+    h0 = tl.where(rm, h0, 0.0).to(tl.float16)
+    if C1 > 0:
+        h1 = d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]
+        h1 = tl.where(rm, h1, 0.0).to(tl.float16)
+
+    # ---- shift mask: -100 between tokens of different regions (shifted blocks only) ----
+    rid = _region(y, nWh * WS, WS, shift) * 3 + _region(xx, nWw * WS, WS, shift)
+    rid = tl.where(shift > 0, rid, 0)
+    bias_offs = r[:, None] * 64 + r[None, :]  # bias64 is [NH, 64, 64] whatever NP is
+
+    d = tl.arange(0, HD)
+    acc0 = tl.zeros((NP, C0), dtype=tl.float32)
+    if C1 > 0:
+        acc1 = tl.zeros((NP, C1), dtype=tl.float32)
+    for h in range(NH):
+        hq = h * HD
+        q = tl.dot(h0, _wt(wqkv_ptr, hq, C, c0, d))
+        k = tl.dot(h0, _wt(wqkv_ptr, C + hq, C, c0, d))
+        v = tl.dot(h0, _wt(wqkv_ptr, 2 * C + hq, C, c0, d))
+        if C1 > 0:
+            q = tl.dot(h1, _wt(wqkv_ptr, hq, C, c1, d), q)
+            k = tl.dot(h1, _wt(wqkv_ptr, C + hq, C, c1, d), k)
+            v = tl.dot(h1, _wt(wqkv_ptr, 2 * C + hq, C, c1, d), v)
+        q = (q + tl.load(bqkv_ptr + hq + d)[None, :]).to(tl.float16)
+        k = (k + tl.load(bqkv_ptr + C + hq + d)[None, :]).to(tl.float16)
+        v = (v + tl.load(bqkv_ptr + 2 * C + hq + d)[None, :]).to(tl.float16)
+        # logits in FP32; bias64's -inf columns are the padded keys (probability 0); the mask recomputed per head
+        # from the region ids (cheaper in registers than a live [NP, NP] table)
+        bias = tl.load(bias_ptr + h * 4096 + bias_offs).to(tl.float32)
+        s = tl.dot(q, tl.trans(k)) * scale + bias + tl.where(rid[:, None] != rid[None, :], -100.0, 0.0)
+        m = tl.max(s, axis=1)
+        p = tl.exp2((s - m[:, None]) * LOG2E)
+        o = (tl.dot(p.to(tl.float16), v) / tl.sum(p, axis=1)[:, None]).to(tl.float16)
+        # this head's share of proj: o [NP, HD] @ W_proj[:, hq:hq+HD]^T
+        acc0 = tl.dot(o, tl.load(wp_ptr + c0[None, :] * C + (hq + d)[:, None]), acc0)
+        if C1 > 0:
+            acc1 = tl.dot(o, tl.load(wp_ptr + c1[None, :] * C + (hq + d)[:, None]), acc1)
+
+    # ---- epilogue: fp16(proj + b_proj), + x once in FP32 (x re-read: not kept live across the head loop) ----
+    y0 = (acc0 + tl.load(bp_ptr + c0)[None, :]).to(tl.float16).to(tl.float32)
+    offs0 = src[:, None] * C + c0[None, :]
+    y0 += tl.load(x_ptr + offs0, mask=rm, other=0.0).to(tl.float32)
+    tl.store(x_ptr + offs0, y0.to(tl.float16), mask=rm)
+    if C1 > 0:
+        y1 = (acc1 + tl.load(bp_ptr + c1)[None, :]).to(tl.float16).to(tl.float32)
+        offs1 = src[:, None] * C + c1[None, :]
+        y1 += tl.load(x_ptr + offs1, mask=rm, other=0.0).to(tl.float32)
+        tl.store(x_ptr + offs1, y1.to(tl.float16), mask=rm)
+
+
+def column_blocks(C: int) -> tuple[int, int]:
+    """C = C0 + C1 with C0 a power of two and C1 a power of two or 0 (every multiple of 32 up to 192 splits so)."""
+    c0 = 1 << (C.bit_length() - 1)
+    c1 = C - c0
+    if c1 & (c1 - 1):
+        raise ValueError(f"fused_attention_triton_: C={C} is not a sum of two powers of two")
+    return c0, c1
+
+
+def default_config(C: int) -> tuple[int, int]:
+    return DEFAULT_CONFIGS[min((c for c in DEFAULT_CONFIGS if c >= C), default=max(DEFAULT_CONFIGS))]
+
+
+def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w_qkv: torch.Tensor,
+                            b_qkv: torch.Tensor, bias64: torch.Tensor, w_proj: torch.Tensor, b_proj: torch.Tensor,
+                            window_size: int, shift: int, scale: float,
+                            config: tuple[int, int] | None = None) -> torch.Tensor:
+    """x [B, H, W, C] fp16 += the block's attention branch, in place; returns x. Arguments as `fused_attention_`
+    (op.py), except that bias64 may also be float16 (half the bytes each program reads; 1.10x at C 96, batch 128 on
+    the H100). config = (num_warps, num_stages), default per C (DEFAULT_CONFIGS)."""
+    check_inputs(x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, window_size, shift,
+                 bias_dtypes=(torch.float32, torch.float16))  # the CUDA op's contract
+    if not x.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
+        raise ValueError("fused_attention_triton_: x must be a CUDA tensor (the Triton kernel has no CPU path; "
+                         "fused_attention_ has)")
+    if not x.is_contiguous():
+        raise ValueError("fused_attention_triton_: x must be contiguous")
+    B, H, W, C = x.shape
+    if B == 0:
+        return x
+    ws = window_size
+    nWh, nWw = -(-H // ws), -(-W // ws)
+    c0, c1 = column_blocks(C)
+    warps, stages = config or default_config(C)
+    np_rows = max(16, triton.next_power_of_2(ws * ws))
+    assert np_rows <= KEYS
+    w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64 = (
+        t.contiguous() for t in (w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64))
+    _fused_attention_kernel[(B * nWh * nWw,)](
+        x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, H, W, nWh, nWw, shift, eps, scale,
+        C=C, C0=c0, C1=c1, NH=C // HEAD_DIM, WS=ws, NP=np_rows, num_warps=warps, num_stages=stages)
+    return x
