@@ -91,10 +91,13 @@ def test_batch_above_max_on_gpu(engines):
         eng(torch.zeros(17, 1, 28, 28, device="cuda"))
 
 
-@pytest.mark.parametrize("mlp_kernel", ["cuda", "triton"])
-def test_random_swin_t_fp16_mlp_kernels(cuda_device, mlp_kernel):
-    """Both fused MLP kernels, in every block they can take (C <= 256: stages 1-2 of Swin-T), give timm's logits."""
-    if mlp_kernel == "triton":
+@pytest.mark.parametrize("option,kernel", [("mlp_kernel", "cuda"), ("mlp_kernel", "triton"),
+                                           ("attention_kernel", "cuda"), ("attention_kernel", "triton")])
+def test_random_swin_t_fp16_fused_kernels(cuda_device, option, kernel):
+    """Each fused MLP / attention kernel, in every block it can take (stages 1-2 of Swin-T: MLP C <= 256, attention
+    C <= 192, shifted and not; with attention_kernel triton the Triton window attention in the other 8 blocks), gives
+    timm's logits at a batch that is not a captured bucket's size."""
+    if kernel == "triton":
         pytest.importorskip("triton")
     from trt_swin.models import load_model
 
@@ -103,33 +106,13 @@ def test_random_swin_t_fp16_mlp_kernels(cuda_device, mlp_kernel):
     x = torch.randn(3, 3, 224, 224)
     with torch.no_grad():
         ref = model(x)
-    cfg = BuildConfig("fp16", max_batch=4, fused_mlp_max_c=256, mlp_kernel=mlp_kernel)
+    widest = {"fused_mlp_max_c": 256} if option == "mlp_kernel" else {"fused_attention_max_c": 192}
+    cfg = BuildConfig("fp16", max_batch=4, **widest, **{option: kernel})
     plan, tensors, build = build_native_engine(model, cfg, device=cuda_device)
     eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda")
-    assert eng.mlp_kernel == mlp_kernel
-    assert rel_l2(eng(x.cuda()), ref) < 2e-2
-
-
-@pytest.mark.parametrize("attention_kernel", ["cuda", "triton"])
-def test_random_swin_t_fp16_attention_kernels(cuda_device, attention_kernel):
-    """Both fused attention kernels, in every block they can take (C <= 192: stages 1-2 of Swin-T, shifted and not),
-    and with triton the Triton window attention in the other blocks, give timm's logits at a batch that is not a
-    captured bucket's size."""
-    if attention_kernel == "triton":
-        pytest.importorskip("triton")
-    from trt_swin.models import load_model
-
-    torch.manual_seed(0)
-    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
-    x = torch.randn(3, 3, 224, 224)
-    with torch.no_grad():
-        ref = model(x)
-    cfg = BuildConfig("fp16", max_batch=4, fused_attention_max_c=192, attention_kernel=attention_kernel)
-    plan, tensors, build = build_native_engine(model, cfg, device=cuda_device)
-    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda")
-    assert eng.attention_kernel == attention_kernel
-    blocks = [blk for st in plan["stages"] for blk in st["blocks"]]
-    assert sum(blk["rel_bias"] + ":64" in eng.t for blk in blocks) == 4
-    # the other 8 blocks' window attention: the Triton kernel too when attention_kernel is triton
-    assert sum(blk["rel_bias"] + ":w64" in eng.t for blk in blocks) == (8 if attention_kernel == "triton" else 0)
+    assert getattr(eng, option) == kernel
+    if option == "attention_kernel":
+        blocks = [blk for st in plan["stages"] for blk in st["blocks"]]
+        assert sum(blk["rel_bias"] + ":64" in eng.t for blk in blocks) == 4
+        assert sum(blk["rel_bias"] + ":w64" in eng.t for blk in blocks) == (8 if kernel == "triton" else 0)
     assert rel_l2(eng(x.cuda()), ref) < 2e-2

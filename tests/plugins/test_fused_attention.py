@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 from shapes import BLOCK_SHAPES
-from test_ops_common import POISON_BYTE, rel_l2
+from test_ops_common import POISON_BYTE, rel_l2, run_in_triton_interpreter
 from timm.models.swin_transformer import SwinTransformerBlock
 
 from trt_swin.plugins.fused_attention.op import fused_attention_, pad_bias
@@ -321,13 +321,5 @@ print(worst)
 
 @needs_triton
 def test_triton_kernel_math_in_the_interpreter():
-    import os
-    import subprocess
-    import sys
-
-    # The interpreter runs on CPU tensors; the wrapper's CUDA check is lifted for it.
-    env = dict(os.environ, TRITON_INTERPRET="1", TRT_SWIN_TRITON_CPU="1")
-    r = subprocess.run([sys.executable, "-c", _INTERPRET], env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    worst = float(r.stdout.strip().splitlines()[-1])
+    worst = run_in_triton_interpreter(_INTERPRET)
     assert worst < 5e-3, f"relative L2 error of the attention increment {worst:.2e} > 5e-3 under the interpreter"

@@ -179,3 +179,17 @@ def test_cuda_row_split_knob(monkeypatch, C: int, target: int):
     if C <= 1024:
         g4, b4 = 1 + 0.1 * torch.randn(4 * C, device="cuda"), 0.1 * torch.randn(4 * C, device="cuda")
         assert_fp16_close(patch_merge(x, g4, b4, 1e-5), patch_merge_ref(x, g4, b4, 1e-5))
+
+
+def run_in_triton_interpreter(script: str) -> float:
+    """Runs `script` under Triton's CPU interpreter (TRITON_INTERPRET=1 is read when triton is imported: hence a
+    subprocess, with the Triton wrappers' CUDA-tensor check lifted) and returns the float it prints last (the tests'
+    worst relative error), so CI checks a Triton kernel's math without a GPU."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", TRT_SWIN_TRITON_CPU="1")
+    r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return float(r.stdout.strip().splitlines()[-1])

@@ -11,6 +11,7 @@ import torch
 from timm.models.swin_transformer import SwinTransformerBlock, WindowAttention
 
 from shapes import ALL_SHAPES, BlockShape
+from test_ops_common import run_in_triton_interpreter
 from trt_swin.plugins import ops  # noqa: F401  (registers the schemas)
 from trt_swin.plugins.window_attention.op import window_attention
 from trt_swin.plugins.epilogue.reference import quantize_fp8, quantize_int8
@@ -467,12 +468,5 @@ print(worst)
 
 @needs_triton
 def test_triton_kernel_math_in_the_interpreter():
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, TRITON_INTERPRET="1", TRT_SWIN_TRITON_CPU="1")
-    r = subprocess.run([sys.executable, "-c", _INTERPRET], env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    worst = float(r.stdout.strip().splitlines()[-1])
+    worst = run_in_triton_interpreter(_INTERPRET)
     assert worst < FP16_REL_L2, f"relative L2 error {worst:.2e} > {FP16_REL_L2} under the interpreter"
