@@ -29,10 +29,10 @@ def main() -> None:
                      torch.zeros(C, device="cuda"), 7, 3, 1.0))
     op, cfg = fused_attention_, os.environ.get("TRT_SWIN_NCU_FATTN_TRITON")
     if cfg:
-        from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
+        from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_, parse_config
 
-        config = tuple(int(v) for v in cfg.rstrip("h").split("x"))
-        if cfg.endswith("h"):
+        config, fp16_bias = parse_config(cfg)
+        if fp16_bias:
             args = [a[:6] + (a[6].half(),) + a[7:] for a in args]
 
         def triton_op(*a):

@@ -29,7 +29,7 @@ from trt_swin.plugins.window_attention.op import window_attention
 from trt_swin.plugins.window_reverse.op import window_reverse_
 
 try:
-    from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
+    from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_, parse_config
 except ImportError:  # no triton: the triton columns are left out
     fused_attention_triton_ = None
 
@@ -81,8 +81,8 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, triton_confi
             del os.environ["TRT_SWIN_FATTN_WPC"]
     r["unfused_ms"] = time_ms(rotating(unfused, sets), rep=150)
     for name in triton_configs:
-        cfg = tuple(int(v) for v in name.rstrip("h").split("x"))
-        bias_t = bias64.half() if name.endswith("h") else bias64
+        cfg, fp16_bias = parse_config(name)
+        bias_t = bias64.half() if fp16_bias else bias64
 
         def triton_fused(x, cfg=cfg, bias_t=bias_t):
             fused_attention_triton_(x, gamma, beta, EPS, w_qkv, b_qkv, bias_t, w_proj, b_proj, WS, SHIFT, 1.0,

@@ -36,6 +36,20 @@ def _region(y, P, WS: tl.constexpr, shift):
 
 
 @triton.jit
+def shift_regions(y, x, nWh, nWw, WS: tl.constexpr, shift):
+    """Shift-mask region id (0..8) of tokens at (y, x) of the padded, shifted map (nWh x nWw windows of WS): tokens of
+    different regions do not attend to each other (timm's -100). All 0 for an unshifted block. Shared with the Triton
+    window attention."""
+    rid = _region(y, nWh * WS, WS, shift) * 3 + _region(x, nWw * WS, WS, shift)
+    return tl.where(shift > 0, rid, 0)
+
+
+def parse_config(name: str) -> tuple[tuple[int, ...], bool]:
+    """A benchmark's config name WARPSxSTAGES[h] -> ((num_warps, num_stages), float16 bias table)."""
+    return tuple(int(v) for v in name.rstrip("h").split("x")), name.endswith("h")
+
+
+@triton.jit
 def _wt(w_ptr, row0, C: tl.constexpr, cols, d):
     """[len(cols), HD] operand W[row0 + d, cols]^T of a row-major [*, C] weight."""
     return tl.load(w_ptr + (row0 + d)[None, :] * C + cols[:, None])
@@ -82,8 +96,7 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
         h1 = tl.where(rm, h1, 0.0).to(tl.float16)
 
     # ---- shift mask: -100 between tokens of different regions (shifted blocks only) ----
-    rid = _region(y, nWh * WS, WS, shift) * 3 + _region(xx, nWw * WS, WS, shift)
-    rid = tl.where(shift > 0, rid, 0)
+    rid = shift_regions(y, xx, nWh, nWw, WS, shift)
     bias_offs = r[:, None] * 64 + r[None, :]  # bias64 is [NH, 64, 64] whatever NP is
 
     d = tl.arange(0, HD)

@@ -18,6 +18,7 @@ import triton
 import triton.language as tl
 
 from ..fused_attention.reference import KEYS, pad_bias
+from ..fused_attention.triton_attention import shift_regions
 
 HEAD_DIM = 32
 
@@ -33,12 +34,6 @@ __all__ = ["window_attention_triton", "pad_bias"]
 
 
 @triton.jit
-def _region(y, P, WS: tl.constexpr, shift):
-    """timm's get_attn_mask slices (0, -ws), (-ws, -shift), (-shift, None) of a padded extent P."""
-    return tl.where(y < P - WS, 0, tl.where(y < P - shift, 1, 2))
-
-
-@triton.jit
 def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale,
                              C: tl.constexpr, HPP: tl.constexpr, WS: tl.constexpr, NP: tl.constexpr):
     HD: tl.constexpr = 32
@@ -49,9 +44,7 @@ def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale,
     valid = (r < N)[:, None]
     rows = (win.to(tl.int64) * N + r)[:, None]
     wi = win % (nWh * nWw)
-    rid = (_region((wi // nWw) * WS + r // WS, nWh * WS, WS, shift) * 3
-           + _region((wi % nWw) * WS + r % WS, nWw * WS, WS, shift))
-    rid = tl.where(shift > 0, rid, 0)
+    rid = shift_regions((wi // nWw) * WS + r // WS, (wi % nWw) * WS + r % WS, nWh, nWw, WS, shift)
     mask_add = tl.where(rid[:, None] != rid[None, :], -100.0, 0.0)
     d = tl.arange(0, HD)[None, :]
     for i in range(HPP):
