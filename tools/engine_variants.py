@@ -41,10 +41,10 @@ def category(name: str) -> str:
     return next((c for c, rx in CATEGORIES if rx.search(name)), "other")
 
 
-def profile(engine, x) -> tuple[dict[str, float], list[tuple[str, float]]]:
-    """Kernel time (ms) per category of one engine call and the number of kernels ("launches"); and every GEMM
+def profile(engine, x) -> tuple[dict[str, float], list[tuple[str, float]], dict[str, float]]:
+    """Kernel time (ms) per category of one engine call and the number of kernels ("launches"); every GEMM
     kernel of the call in launch order as (name, us), so that two precisions can be compared GEMM by GEMM (the
-    engine runs its GEMMs in the same order at every precision)."""
+    engine runs its GEMMs in the same order at every precision); and the other kernels' us summed by name."""
     engine(x)
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
@@ -57,8 +57,13 @@ def profile(engine, x) -> tuple[dict[str, float], list[tuple[str, float]]]:
             out[category(ev.key)] += t / 1000.0
             out["launches"] += ev.count
     kernels = sorted((ev.time_range.start, ev.name, ev.time_range.elapsed_us()) for ev in prof.events()
-                     if ev.device_type == torch.autograd.DeviceType.CUDA and category(ev.name) == "gemm")
-    return dict(out), [(name[:80], round(us, 2)) for _, name, us in kernels]
+                     if ev.device_type == torch.autograd.DeviceType.CUDA)
+    others: dict[str, float] = defaultdict(float)
+    for _, name, us in kernels:
+        if category(name) != "gemm":
+            others[name[:80]] += us
+    return (dict(out), [(name[:80], round(us, 2)) for _, name, us in kernels if category(name) == "gemm"],
+            {k: round(v, 2) for k, v in sorted(others.items(), key=lambda kv: -kv[1])})
 
 
 def main() -> None:
@@ -72,7 +77,7 @@ def main() -> None:
     torch.manual_seed(0)
     model, info = load_model(args.model)
     model = model.eval()
-    rows, profiles, gemms = [], {}, {}
+    rows, profiles, gemms, others = [], {}, {}, {}
     for spec in args.variant:
         prec, gelu, max_c, *rest = spec.split(":")
         attn_max_c = int(rest[0]) if rest and rest[0] != "auto" else None
@@ -89,7 +94,7 @@ def main() -> None:
             rows.append({"variant": spec, "batch": B, **{k: round(v, 4) for k, v in r.items()}})
             print(f"{spec} bs{B}: median {r['median_ms']:.3f} ms p90 {r['p90_ms']:.3f} ms", flush=True)
         for B in args.batch_sizes:
-            prof, gemms[f"{spec} bs{B}"] = profile(eng, torch.randn(B, info.in_chans, info.img_size, info.img_size,
+            prof, gemms[f"{spec} bs{B}"], others[f"{spec} bs{B}"] = profile(eng, torch.randn(B, info.in_chans, info.img_size, info.img_size,
                                                                  device="cuda"))
             profiles[f"{spec} bs{B}"] = {k: round(v, 4) for k, v in sorted(prof.items())}
             print(f"{spec} bs{B} kernel ms by category: {profiles[f'{spec} bs{B}']}", flush=True)
@@ -103,7 +108,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "model": args.model,
-                       "latency": rows, "kernel_ms_by_category": profiles, "gemm_kernels_in_order": gemms}, f, indent=1)
+                       "latency": rows, "kernel_ms_by_category": profiles, "gemm_kernels_in_order": gemms,
+                       "other_kernels_us_by_name": others}, f, indent=1)
 
 
 if __name__ == "__main__":

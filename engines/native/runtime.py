@@ -17,7 +17,7 @@ the whole attention half in one kernel per window (fused_attention_, or its Trit
 outputs stay on chip), then the MLP half: with the fused MLP too, 2 launches per block.
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
-multiple of 8). Residual stream: float16 [B, H, W, C].
+multiple of 8) + LN; with Triton kernels, one kernel (plugins/patch_embed) run on the caller's images before the graph. Residual stream: float16 [B, H, W, C].
 
 On CPU tensors the same op sequence runs the ops' PyTorch references (FP32 math, float16 / int8 storage), which is how
 the engine is tested without a GPU.
@@ -67,6 +67,13 @@ def window_attention_triton_(*args):
     from trt_swin.plugins.window_attention.triton_window_attention import window_attention_triton as op
 
     return op(*args)
+
+
+def patch_embed_triton(*args, **kw):
+    """The Triton patch embedding (stem), imported on first use (as fused_mlp_triton_)."""
+    from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton as op
+
+    return op(*args, **kw)
 
 
 def resolve_fused_kernel(choice: str, device: torch.device, path: str = "engine", option: str = "mlp_kernel") -> str:
@@ -131,6 +138,12 @@ class NativeEngine:
         if attn_max_c is None:  # "auto": the widest C at which the kernel that runs measured faster than unfused
             attn_max_c = AUTO_FUSED_ATTENTION_MAX_C[self.attention_kernel]
         self.fused_attention_max_c = int(attn_max_c)
+        pe = self.plan["patch_embed"]["gemm"]
+        # The Triton stem (patch gather + GEMM + LayerNorm in one kernel) runs where the engine already runs Triton
+        # kernels (compute capability 9.x under auto: where it was measured), for an FP16 patch GEMM; it runs on the
+        # caller's images ahead of the CUDA graph, whose input is then the residual stream.
+        self.triton_stem = ("triton" in (self.mlp_kernel, self.attention_kernel) and pe["mode"] == "fp16"
+                            and bool(pe["bias"]))
         model = self.plan.get("model") or {}
         self.mean, self.std = tuple(model.get("mean", ())), tuple(model.get("std", ()))
         self.num_classes = int(self.plan["num_classes"])
@@ -325,22 +338,37 @@ class NativeEngine:
                   t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],
                   "gelu_tanh" if self.gelu == "tanh" else "gelu_erf").view(x.shape)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """The whole network, eagerly, on images [B, Cin, H, W] already on the engine's device -> logits float32."""
+    def stem(self, images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch embedding (+ its LayerNorm) of images [B, Cin, H, W] on the engine's device -> the residual stream
+        [B, H / p, W / p, C] float16 (written into `out` when given: the Triton stem only)."""
         plan, t = self.plan, self.t
         B = images.shape[0]
         cin, H0, W0 = self.input_shape
         p = plan["patch_size"]
         Hp, Wp = H0 // p, W0 // p
-        pe = plan["patch_embed"]["gemm"]
+        pe, norm = plan["patch_embed"]["gemm"], plan["patch_embed"]["norm"]
+        if self.triton_stem:
+            return patch_embed_triton(images, t[pe["weight"]], t[pe["bias"] + ":fp16"], p,
+                                      t[norm["gamma"]] if norm else None, t[norm["beta"]] if norm else None,
+                                      norm["eps"] if norm else 1e-5, out=out)
         # p x p patches as GEMM rows: the permutation and the dtype cast in one copy kernel
         x = torch.empty((B, Hp, Wp, cin, p, p), device=images.device,
                         dtype=torch.float32 if pe["mode"] == "fp32" else torch.float16)
         x.copy_(images.reshape(B, cin, Hp, p, Wp, p).permute(0, 2, 4, 1, 3, 5))
         x = x.view(B * Hp * Wp, cin * p * p)
         x = self._gemm(x, pe).view(B, Hp, Wp, -1)  # B, Hp, Wp, C
-        if plan["patch_embed"]["norm"]:
-            x = self._ln(x, plan["patch_embed"]["norm"]).view(x.shape)
+        if norm:
+            x = self._ln(x, norm).view(x.shape)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The whole network, eagerly, on images [B, Cin, H, W] already on the engine's device -> logits float32."""
+        return self.body(self.stem(images))
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The stages, final norm, pooling and head on the residual stream x [B, Hp, Wp, C] float16 -> logits."""
+        plan, t = self.plan, self.t
+        B = x.shape[0]
         for st in plan["stages"]:
             ds = st["downsample"]
             if ds:
@@ -381,7 +409,10 @@ class NativeEngine:
         B = images.shape[0]
         bucket = next(b for b in self.buckets if b >= B)
         graph, static_in, static_out = self._graph(bucket)
-        static_in[:B].copy_(images)
+        if self.triton_stem:  # the graph starts at the residual stream: the stem writes its input
+            self.stem(images, out=static_in[:B])
+        else:
+            static_in[:B].copy_(images)
         graph.replay()
         return static_out[:B].clone()
 
@@ -396,17 +427,22 @@ class NativeEngine:
             self._graph(b)
 
     def _capture(self, bucket: int):
+        """(graph, static input, static output) of one bucket: the graph runs forward, or body after a Triton stem."""
         static_in = torch.zeros((bucket, *self.input_shape), device=self.device)
+        run = self.forward
+        if self.triton_stem:
+            static_in = self.stem(static_in)  # compiles the stem now; its output buffer is the graph's input
+            run = self.body
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):  # warm-up outside capture: cuBLASLt heuristics, workspace, lazy module loads
-            self.forward(static_in)
+            run(static_in)
         torch.cuda.current_stream(self.device).wait_stream(side)
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
-            static_out = self.forward(static_in)
+            static_out = run(static_in)
         return graph, static_in, static_out
 
     def describe(self) -> dict[str, Any]:

@@ -4,8 +4,9 @@ mma.sync kernel does not do (plugins/fused_mlp/README.md: it runs at 150-200 TFL
 
     x[m, :] += fc2(act(fc1(LayerNorm(x[m, :]))))     x [M, C] fp16, in place
 
-Numerics as the CUDA kernel: LayerNorm statistics in FP32, its output rounded to fp16; FC1 accumulates in FP32,
-+ b1, act, the hidden rounded to fp16; FC2 accumulates in FP32, + b2 + x rounded once. Block shapes are powers of
+Numerics: LayerNorm statistics in FP32, its output rounded to fp16; FC1 accumulates in FP32, + b1; erf GELU in FP32,
+tanh GELU in half2 math with the hardware tanh (unlike the CUDA kernel's FP32 form: about 2 fp16 ulps on the hidden,
+which is rounded to fp16 anyway); FC2 accumulates in FP32, + b2 + x rounded once. Block shapes are powers of
 two: a C that is not one runs as two column blocks C0 + C1 (96 = 64 + 32, 192 = 128 + 64, 384 = 256 + 128) where
 C1 is a power of two too, else padded to the next power of two (masked loads).
 """
@@ -28,11 +29,33 @@ MAX_C = TRITON_MAX_C
 
 @triton.jit
 def _act(v, ACT: tl.constexpr):
-    if ACT == 0:  # erf GELU
-        return 0.5 * v * (1.0 + tl.math.erf(v * 0.7071067811865476))
-    else:  # tanh GELU as v * sigmoid(2u), u clamped (the CUDA kernel's form)
-        u = tl.maximum(0.7978845608028654 * (v + 0.044715 * v * v * v), -40.0)
-        return v / (1.0 + tl.exp(-2.0 * u))
+    """GELU of the FP32 FC1 output v (+ b1) -> fp16."""
+    if ACT == 0:  # erf GELU in FP32
+        return (0.5 * v * (1.0 + tl.math.erf(v * 0.7071067811865476))).to(tl.float16)
+    elif ACT == 2:  # the tanh GELU below in portable math, for Triton's CPU interpreter (it cannot run PTX)
+        vh = v.to(tl.float16)
+        u = (vh * (0.7978845608028654 + 0.035677408136300125 * vh * vh).to(tl.float16)).to(tl.float32)
+        t = (2.0 / (1.0 + tl.exp(-2.0 * u)) - 1.0).to(tl.float16)
+        hv = vh * 0.5
+        return hv + hv * t
+    else:
+        # tanh GELU 0.5 v (1 + tanh(0.79788 v (1 + 0.044715 v^2))) in packed half2 math on v rounded to fp16, with the
+        # hardware tanh: 3 instructions per element; the FP32 form (v * sigmoid(2u)) made the kernel 1.34x slower at
+        # C 96 on the H100, tanh.approx.f32 1.06x (BENCHMARKS.md, session 7). Constants: 0.035677 (0x2891),
+        # 0.79788 (0x3A62), 0.5 (0x3800) in fp16.
+        return tl.inline_asm_elementwise(
+            """{
+            .reg .b32 v2, u, t, hv, c1, c0, half;
+            mov.b32 c1, 0x28912891;
+            mov.b32 c0, 0x3A623A62;
+            mov.b32 half, 0x38003800;
+            mul.rn.f16x2 v2, $1, $1;
+            fma.rn.f16x2 u, v2, c1, c0;
+            mul.rn.f16x2 u, u, $1;
+            tanh.approx.f16x2 t, u;
+            mul.rn.f16x2 hv, $1, half;
+            fma.rn.f16x2 $0, hv, t, hv;
+            }""", "=r,r", [v.to(tl.float16)], dtype=tl.float16, is_pure=True, pack=2)
 
 
 @triton.jit
@@ -61,7 +84,7 @@ def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr
         # W1 rows j..j+BH as a [CP, BH] operand, W2 columns j..j+BH as [BH, CP] (both K-contiguous)
         w1t = tl.load(w1_ptr + (j + hid)[None, :] * C + cols[:, None], mask=cmask[:, None], other=0.0)
         s = tl.dot(h, w1t) + tl.load(b1_ptr + j + hid)[None, :]
-        p = _act(s, ACT).to(tl.float16)
+        p = _act(s, ACT)
         w2t = tl.load(w2_ptr + cols[None, :] * HD + (j + hid)[:, None], mask=cmask[None, :], other=0.0)
         acc = tl.dot(p, w2t, acc)
     b2 = tl.load(b2_ptr + cols, mask=cmask, other=0.0)
@@ -99,7 +122,7 @@ def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, 
         w1r = w1_ptr + (j + hid)[None, :] * C
         s = tl.dot(h0, tl.load(w1r + c0[:, None]))
         s = tl.dot(h1, tl.load(w1r + c1[:, None]), s) + tl.load(b1_ptr + j + hid)[None, :]
-        p = _act(s, ACT).to(tl.float16)
+        p = _act(s, ACT)
         w2c = w2_ptr + (j + hid)[:, None]
         acc0 = tl.dot(p, tl.load(w2c + c0[None, :] * HD), acc0)
         acc1 = tl.dot(p, tl.load(w2c + c1[None, :] * HD), acc1)
@@ -138,7 +161,8 @@ def fused_mlp_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, 
     if M == 0:
         return x
     w1, w2, gamma, beta, b1, b2 = (t.contiguous() for t in (w1, w2, gamma, beta, b1, b2))
-    grid, a = (triton.cdiv(M, bm),), 0 if act == "gelu_erf" else 1
+    grid = (triton.cdiv(M, bm),)
+    a = 0 if act == "gelu_erf" else 2 if os.environ.get("TRITON_INTERPRET") == "1" else 1
     c0 = _next_pow2(C) // 2
     if C & (C - 1) and C - c0 >= 16 and not (C - c0) & (C - c0 - 1):
         _fused_mlp_split_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, C=C, C0=c0, C1=C - c0, HD=Hd, BM=bm,
