@@ -17,6 +17,7 @@ as two power-of-two column blocks C0 + C1 (96 = 64 + 32, 160 = 128 + 32, 192 = 1
 from __future__ import annotations
 
 import os
+import re
 
 import torch
 import triton
@@ -24,9 +25,12 @@ import triton.language as tl
 
 from .reference import HEAD_DIM, KEYS, check_inputs
 
-# (num_warps, num_stages) per C, the fastest measured on the H100 at batch 128 with a float16 bias table (BENCHMARKS.md,
-# session 6); other C take the entry of the next larger C, or the last.
-DEFAULT_CONFIGS = {96: (4, 2), 128: (4, 2), 192: (4, 1)}
+# (num_warps, num_stages, staged, maxnreg) per C, the fastest measured on the H100 at batch 128 with a float16 bias
+# table (BENCHMARKS.md, sessions 6 and 7): staged = the head outputs go through a global staging buffer and the
+# projection runs once after the head loop, so no projection accumulators stay live across it (fewer registers, more
+# programs per SM: C 192 0.233 vs 0.323 ms, C 96 0.323 vs 0.350 ms with maxnreg 168; C 128 was slower staged);
+# maxnreg 0 = the compiler's choice. Other C take the entry of the next larger C, or the last.
+DEFAULT_CONFIGS = {96: (4, 2, True, 168), 128: (4, 2, False, 0), 192: (4, 2, True, 0)}
 
 
 @triton.jit
@@ -44,9 +48,14 @@ def shift_regions(y, x, nWh, nWw, WS: tl.constexpr, shift):
     return tl.where(shift > 0, rid, 0)
 
 
-def parse_config(name: str) -> tuple[tuple[int, ...], bool]:
-    """A benchmark's config name WARPSxSTAGES[h] -> ((num_warps, num_stages), float16 bias table)."""
-    return tuple(int(v) for v in name.rstrip("h").split("x")), name.endswith("h")
+def parse_config(name: str) -> tuple[tuple[int, int, bool, int], bool]:
+    """A benchmark's config name WARPSxSTAGES[h][s[MAXNREG]] -> ((num_warps, num_stages, staged, maxnreg), float16
+    bias table): h = float16 bias table, s = staged head outputs, MAXNREG = a register cap (e.g. 4x2hs168)."""
+    m = re.fullmatch(r"(\d+)x(\d+)(h?)(?:(s)(\d*))?", name)
+    if not m:
+        raise ValueError(f"fused attention config {name!r}: expected WARPSxSTAGES[h][s[MAXNREG]], e.g. 4x2hs168")
+    warps, stages, half, staged, maxnreg = m.groups()
+    return (int(warps), int(stages), bool(staged), int(maxnreg or 0)), bool(half)
 
 
 @triton.jit
@@ -56,10 +65,10 @@ def _wt(w_ptr, row0, C: tl.constexpr, cols, d):
 
 
 @triton.jit
-def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias_ptr, wp_ptr, bp_ptr,
+def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias_ptr, wp_ptr, bp_ptr, stage_ptr,
                             H, W, nWh, nWw, shift, eps, scale,
                             C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, NH: tl.constexpr,
-                            WS: tl.constexpr, NP: tl.constexpr):
+                            WS: tl.constexpr, NP: tl.constexpr, STAGED: tl.constexpr):
     HD: tl.constexpr = 32
     LOG2E: tl.constexpr = 1.4426950408889634
     win = tl.program_id(0)
@@ -100,9 +109,12 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
     bias_offs = r[:, None] * 64 + r[None, :]  # bias64 is [NH, 64, 64] whatever NP is
 
     d = tl.arange(0, HD)
-    acc0 = tl.zeros((NP, C0), dtype=tl.float32)
-    if C1 > 0:
-        acc1 = tl.zeros((NP, C1), dtype=tl.float32)
+    if STAGED:  # this window's [NP, C] rows of the staging buffer: the fp16 head outputs, heads merged
+        stage_rows = stage_ptr + win.to(tl.int64) * (NP * C) + r[:, None] * C
+    else:
+        acc0 = tl.zeros((NP, C0), dtype=tl.float32)
+        if C1 > 0:
+            acc1 = tl.zeros((NP, C1), dtype=tl.float32)
     for h in range(NH):
         hq = h * HD
         q = tl.dot(h0, _wt(wqkv_ptr, hq, C, c0, d))
@@ -122,10 +134,21 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
         m = tl.max(s, axis=1)
         p = tl.exp2((s - m[:, None]) * LOG2E)
         o = (tl.dot(p.to(tl.float16), v) / tl.sum(p, axis=1)[:, None]).to(tl.float16)
-        # this head's share of proj: o [NP, HD] @ W_proj[:, hq:hq+HD]^T
-        acc0 = tl.dot(o, tl.load(wp_ptr + c0[None, :] * C + (hq + d)[:, None]), acc0)
+        if STAGED:
+            tl.store(stage_rows + hq + d[None, :], o)
+        else:  # this head's share of proj: o [NP, HD] @ W_proj[:, hq:hq+HD]^T
+            acc0 = tl.dot(o, tl.load(wp_ptr + c0[None, :] * C + (hq + d)[:, None]), acc0)
+            if C1 > 0:
+                acc1 = tl.dot(o, tl.load(wp_ptr + c1[None, :] * C + (hq + d)[:, None]), acc1)
+    if STAGED:  # proj of the merged heads: [NP, C] @ W_proj^T in column blocks (K and N split as C0 + C1)
+        tl.debug_barrier()  # the rows were written by all warps of the program
+        o0 = tl.load(stage_rows + c0[None, :])
+        acc0 = tl.dot(o0, tl.load(wp_ptr + c0[None, :] * C + c0[:, None]))
         if C1 > 0:
-            acc1 = tl.dot(o, tl.load(wp_ptr + c1[None, :] * C + (hq + d)[:, None]), acc1)
+            o1 = tl.load(stage_rows + c1[None, :])
+            acc0 = tl.dot(o1, tl.load(wp_ptr + c0[None, :] * C + c1[:, None]), acc0)
+            acc1 = tl.dot(o0, tl.load(wp_ptr + c1[None, :] * C + c0[:, None]))
+            acc1 = tl.dot(o1, tl.load(wp_ptr + c1[None, :] * C + c1[:, None]), acc1)
 
     # ---- epilogue: fp16(proj + b_proj), + x once in FP32 (x re-read: not kept live across the head loop) ----
     y0 = (acc0 + tl.load(bp_ptr + c0)[None, :]).to(tl.float16).to(tl.float32)
@@ -148,17 +171,18 @@ def column_blocks(C: int) -> tuple[int, int]:
     return c0, c1
 
 
-def default_config(C: int) -> tuple[int, int]:
+def default_config(C: int) -> tuple[int, int, bool, int]:
     return DEFAULT_CONFIGS[min((c for c in DEFAULT_CONFIGS if c >= C), default=max(DEFAULT_CONFIGS))]
 
 
 def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w_qkv: torch.Tensor,
                             b_qkv: torch.Tensor, bias64: torch.Tensor, w_proj: torch.Tensor, b_proj: torch.Tensor,
                             window_size: int, shift: int, scale: float,
-                            config: tuple[int, int] | None = None) -> torch.Tensor:
+                            config: tuple[int, ...] | None = None) -> torch.Tensor:
     """x [B, H, W, C] fp16 += the block's attention branch, in place; returns x. Arguments as `fused_attention_`
     (op.py), except that bias64 may also be float16 (half the bytes each program reads; 1.10x at C 96, batch 128 on
-    the H100). config = (num_warps, num_stages), default per C (DEFAULT_CONFIGS)."""
+    the H100). config = (num_warps, num_stages[, staged[, maxnreg]]), default per C (DEFAULT_CONFIGS); staged
+    allocates a [windows, 64, C] float16 staging buffer per call."""
     check_inputs(x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, window_size, shift,
                  bias_dtypes=(torch.float32, torch.float16))  # the CUDA op's contract
     if not x.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
@@ -172,12 +196,15 @@ def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     ws = window_size
     nWh, nWw = -(-H // ws), -(-W // ws)
     c0, c1 = column_blocks(C)
-    warps, stages = config or default_config(C)
+    warps, stages, staged, maxnreg = (*(config or default_config(C)), False, 0)[:4]
     np_rows = max(16, triton.next_power_of_2(ws * ws))
     assert np_rows <= KEYS
     w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64 = (
         t.contiguous() for t in (w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64))
-    _fused_attention_kernel[(B * nWh * nWw,)](
-        x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, H, W, nWh, nWw, shift, eps, scale,
-        C=C, C0=c0, C1=c1, NH=C // HEAD_DIM, WS=ws, NP=np_rows, num_warps=warps, num_stages=stages)
+    windows = B * nWh * nWw
+    stage = torch.empty((windows, np_rows, C), dtype=torch.float16, device=x.device) if staged else x
+    _fused_attention_kernel[(windows,)](
+        x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, stage, H, W, nWh, nWw, shift, eps, scale,
+        C=C, C0=c0, C1=c1, NH=C // HEAD_DIM, WS=ws, NP=np_rows, STAGED=bool(staged), num_warps=warps,
+        num_stages=stages, **({"maxnreg": maxnreg} if maxnreg else {}))
     return x

@@ -34,8 +34,16 @@ uint32_t alignment_of(const void* p) {
 // workspace)
 using AlgoKey = std::tuple<int, int, int, int, int64_t, int, int, bool, bool, uint32_t, uint32_t, uint32_t, size_t>;
 
-constexpr int kAutotuneCandidates = 8;  // cuBLASLt's top heuristic picks, timed on the real problem
+constexpr int kMaxAutotuneCandidates = 32;
 constexpr int kAutotuneRuns = 3;
+
+// How many of cuBLASLt's top heuristic picks are timed on the real problem: $TRT_SWIN_GEMM_CANDIDATES (1..32),
+// default 8.
+int autotune_candidates() {
+  const char* env = std::getenv("TRT_SWIN_GEMM_CANDIDATES");
+  const int n = env ? std::atoi(env) : 8;
+  return n < 1 ? 1 : n > kMaxAutotuneCandidates ? kMaxAutotuneCandidates : n;
+}
 
 bool autotune_enabled() {
   const char* env = std::getenv("TRT_SWIN_GEMM_AUTOTUNE");
@@ -181,10 +189,10 @@ cudaError_t gemm(const GemmParams& p, cublasLtHandle_t handle, cudaStream_t stre
                                                              &al_c, sizeof(al_c)));
     TRT_SWIN_CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(desc.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                                              &al_d, sizeof(al_d)));
-    cublasLtMatmulHeuristicResult_t results[kAutotuneCandidates] = {};
+    cublasLtMatmulHeuristicResult_t results[kMaxAutotuneCandidates] = {};
     int returned = 0;
     TRT_SWIN_CUBLAS_TRY(cublasLtMatmulAlgoGetHeuristic(handle, desc.op, desc.a, desc.b, desc.c, desc.d, desc.pref,
-                                                       kAutotuneCandidates, results, &returned));
+                                                       autotune_candidates(), results, &returned));
     if (returned == 0) {
       char msg[160];
       std::snprintf(msg, sizeof(msg), "gemm: cuBLASLt has no algorithm for M=%lld N=%d K=%d (%s)",

@@ -10,7 +10,8 @@
 //                        dequantization scales, device scalars); bias fp16, act, c fp16 as for fp16; an fp8 d is
 //                        sat(value * *d_scale) with d_scale = 1 / the output's quantization scale.
 // The algorithm is chosen once per (types, shape, epilogue, pointer alignment): outside CUDA graph capture by timing
-// cuBLASLt's top heuristic candidates on the problem itself ($TRT_SWIN_GEMM_AUTOTUNE=0: the first candidate;
+// cuBLASLt's top heuristic candidates on the problem itself ($TRT_SWIN_GEMM_CANDIDATES of them, default 8;
+// $TRT_SWIN_GEMM_AUTOTUNE=0: the first candidate;
 // $TRT_SWIN_GEMM_LOG=1 prints each choice), and cached for the process.
 #pragma once
 #include <cstddef>

@@ -247,11 +247,13 @@ def test_cuda_bad_inputs(case, match):
 
 @pytest.mark.gpu
 @needs_triton
+@pytest.mark.parametrize("config", [None, (4, 2, False, 0), (4, 2, True, 0)], ids=["default", "per-head", "staged"])
 @pytest.mark.parametrize("bias_dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("B,H,W,C,ws,shift", REAL_SHAPES + EDGE_SHAPES)
-def test_triton_kernel_matches_reference(B, H, W, C, ws, shift, bias_dtype):
+def test_triton_kernel_matches_reference(B, H, W, C, ws, shift, bias_dtype, config):
     def op(x, gamma, beta, eps, w_qkv, b_qkv, bias64, *rest):
-        return triton_attention.fused_attention_triton_(x, gamma, beta, eps, w_qkv, b_qkv, bias64.to(bias_dtype), *rest)
+        return triton_attention.fused_attention_triton_(x, gamma, beta, eps, w_qkv, b_qkv, bias64.to(bias_dtype), *rest,
+                                                        config=config)
 
     x0, out, ref, guards_ok = _run_guarded(B, H, W, C, ws, shift, op=op)
     _assert_close(x0, out, ref)
@@ -291,11 +293,15 @@ def test_triton_kernel_contract():
     for C in range(32, 193, 32):
         c0, c1 = triton_attention.column_blocks(C)
         assert c0 + c1 == C and c0 & (c0 - 1) == 0 and c1 & (c1 - 1) == 0
+    assert triton_attention.parse_config("4x2hs168") == ((4, 2, True, 168), True)
+    assert triton_attention.parse_config("4x1") == ((4, 1, False, 0), False)
+    with pytest.raises(ValueError, match="WARPSxSTAGES"):
+        triton_attention.parse_config("4x2x1")
 
 
 # Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: hence a subprocess) runs the kernel on the
 # CPU, so CI checks its math without a GPU: split and power-of-two C, shifted and not, padded maps, small windows,
-# float32 and float16 bias tables.
+# float32 and float16 bias tables, the projection accumulated per head or after the head loop (staged).
 _INTERPRET = """
 import torch
 from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
@@ -312,9 +318,10 @@ for B, H, W, C, ws, shift, bias_dtype in ((1, 14, 14, 96, 7, 3, torch.float16), 
     bias = 0.5 * torch.randn(nH, N, N)
     wp, bp = (torch.randn(C, C) * C ** -0.5).half(), 0.2 * torch.randn(C)
     ref = fused_attention_ref(x, g, b, 1e-5, wq, bq, bias, wp, bp, ws, shift, 32 ** -0.5).double() - x.double()
-    out = fused_attention_triton_(x.clone(), g, b, 1e-5, wq, bq, pad_bias(bias).to(bias_dtype), wp, bp, ws, shift,
-                                  32 ** -0.5).double() - x.double()
-    worst = max(worst, ((out - ref).norm() / ref.norm()).item())
+    for config in ((4, 1, False, 0), (4, 1, True, 168)):  # head outputs accumulated in registers, or staged
+        out = fused_attention_triton_(x.clone(), g, b, 1e-5, wq, bq, pad_bias(bias).to(bias_dtype), wp, bp, ws,
+                                      shift, 32 ** -0.5, config=config).double() - x.double()
+        worst = max(worst, ((out - ref).norm() / ref.norm()).item())
 print(worst)
 """
 
