@@ -1,0 +1,83 @@
+"""Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP, the fused
+attention half (head outputs accumulated per head, and staged), the window attention and the patch embedding, each on
+a few small shapes with ragged edges (partial row tiles, padded maps, partial patch blocks), checked against its
+reference; exits non-zero on a mismatch.
+
+    compute-sanitizer --tool memcheck python -m trt_swin.plugins.sanitize_triton
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from trt_swin.plugins.fused_attention.reference import fused_attention_ref, pad_bias, swin_shift_mask
+from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
+from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
+from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
+from trt_swin.plugins.patch_embed.reference import patch_embed_ref
+from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton
+from trt_swin.plugins.window_attention.reference import window_attention_reference
+from trt_swin.plugins.window_attention.triton_window_attention import window_attention_triton
+
+DEV = "cuda"
+
+
+def _rel(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+def _report(name: str, err: float, out: torch.Tensor, bound: float) -> int:
+    ok = err < bound and bool(torch.isfinite(out).all())
+    print(f"{name}: rel L2 {err:.2e} {'ok' if ok else 'MISMATCH'}")
+    return 0 if ok else 1
+
+
+def main() -> int:
+    torch.manual_seed(0)
+    bad = 0
+    for M, C in ((130, 96), (33, 192), (70, 128)):  # fused MLP: ragged last row tile, split and power-of-two C
+        x = (torch.randn(M, C, device=DEV) * 2).half()
+        g, b = 1 + 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
+        w1, b1 = (torch.randn(4 * C, C, device=DEV) * C ** -0.5).half(), 0.1 * torch.randn(4 * C, device=DEV)
+        w2, b2 = (torch.randn(C, 4 * C, device=DEV) * (4 * C) ** -0.5).half(), 0.1 * torch.randn(C, device=DEV)
+        ref = fused_mlp_ref(x, g, b, 1e-5, w1, b1, w2, b2, "gelu_tanh") - x.float()
+        x0 = x.clone()
+        out = fused_mlp_triton_(x, g, b, 1e-5, w1, b1, w2, b2, "gelu_tanh").float() - x0.float()
+        bad += _report(f"fused_mlp_triton M={M} C={C}", _rel(out, ref), out, 5e-3)
+    for B, H, W, C, ws, shift in ((1, 9, 13, 64, 7, 3), (3, 21, 21, 96, 7, 3), (1, 14, 14, 192, 7, 0)):
+        nH, N = C // 32, ws * ws
+        x = (torch.randn(B, H, W, C, device=DEV) * 2).half()
+        g, b = 1 + 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
+        wq, bq = (torch.randn(3 * C, C, device=DEV) * C ** -0.5).half(), 0.1 * torch.randn(3 * C, device=DEV)
+        wp, bp = (torch.randn(C, C, device=DEV) * C ** -0.5).half(), 0.1 * torch.randn(C, device=DEV)
+        bias = 0.5 * torch.randn(nH, N, N, device=DEV)
+        ref = fused_attention_ref(x, g, b, 1e-5, wq, bq, bias, wp, bp, ws, shift, 32 ** -0.5) - x.float()
+        for config in ((4, 2, False, 0), (4, 2, True, 0), (4, 2, True, 168)):
+            x0 = x.clone()
+            out = fused_attention_triton_(x0, g, b, 1e-5, wq, bq, pad_bias(bias).half(), wp, bp, ws, shift,
+                                          32 ** -0.5, config=config).float() - x.float()
+            bad += _report(f"fused_attention_triton {B}x{H}x{W} C={C} ws={ws} shift={shift} config={config}",
+                           _rel(out, ref), out, 5e-3)
+    for B, H, C, ws, shift in ((2, 14, 192, 7, 3), (1, 7, 768, 7, 0), (1, 10, 96, 5, 2)):  # window attention
+        nH, N = C // 32, ws * ws
+        nW = (-(-H // ws)) ** 2
+        qkv = torch.randn(B * nW * N, 3 * C, device=DEV).half()
+        bias = 0.5 * torch.randn(nH, N, N, device=DEV)
+        mask = swin_shift_mask(H, H, ws, shift)
+        ref = window_attention_reference(qkv, bias, None if mask is None else mask.to(DEV), nH, 32 ** -0.5)
+        out = window_attention_triton(qkv, pad_bias(bias).half(), nH, 32 ** -0.5, H, H, ws, shift)
+        bad += _report(f"window_attention_triton B={B} {H}x{H} C={C} ws={ws} shift={shift}", _rel(out, ref), out, 2e-3)
+    for B, S, cin, p, C in ((2, 40, 3, 4, 96), (1, 28, 1, 2, 32), (1, 16, 3, 4, 160)):  # patch embedding
+        img = torch.randn(B, cin, S, S, device=DEV)
+        w = (torch.randn(C, cin * p * p, device=DEV) * (cin * p * p) ** -0.5).half()
+        b, g, be = 0.1 * torch.randn(C, device=DEV), 1 + 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
+        out = patch_embed_triton(img, w, b, p, g, be)
+        bad += _report(f"patch_embed_triton B={B} {S}x{S} Cin={cin} p={p} C={C}",
+                       _rel(out, patch_embed_ref(img, w, b, p, g, be)), out, 1e-3)
+    torch.cuda.synchronize()
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
