@@ -71,7 +71,8 @@ def main() -> int:
     for B, S, cin, p, C in ((2, 40, 3, 4, 96), (1, 28, 1, 2, 32), (1, 16, 3, 4, 160)):  # patch embedding
         img = torch.randn(B, cin, S, S, device=DEV)
         w = (torch.randn(C, cin * p * p, device=DEV) * (cin * p * p) ** -0.5).half()
-        b, g, be = 0.1 * torch.randn(C, device=DEV), 1 + 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
+        b, be = 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
+        g = 1 + 0.1 * torch.randn(C, device=DEV)
         out = patch_embed_triton(img, w, b, p, g, be)
         bad += _report(f"patch_embed_triton B={B} {S}x{S} Cin={cin} p={p} C={C}",
                        _rel(out, patch_embed_ref(img, w, b, p, g, be)), out, 1e-3)

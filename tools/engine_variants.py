@@ -94,8 +94,8 @@ def main() -> None:
             rows.append({"variant": spec, "batch": B, **{k: round(v, 4) for k, v in r.items()}})
             print(f"{spec} bs{B}: median {r['median_ms']:.3f} ms p90 {r['p90_ms']:.3f} ms", flush=True)
         for B in args.batch_sizes:
-            prof, gemms[f"{spec} bs{B}"], others[f"{spec} bs{B}"] = profile(eng, torch.randn(B, info.in_chans, info.img_size, info.img_size,
-                                                                 device="cuda"))
+            x = torch.randn(B, info.in_chans, info.img_size, info.img_size, device="cuda")
+            prof, gemms[f"{spec} bs{B}"], others[f"{spec} bs{B}"] = profile(eng, x)
             profiles[f"{spec} bs{B}"] = {k: round(v, 4) for k, v in sorted(prof.items())}
             print(f"{spec} bs{B} kernel ms by category: {profiles[f'{spec} bs{B}']}", flush=True)
         del eng

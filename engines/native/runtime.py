@@ -17,7 +17,8 @@ the whole attention half in one kernel per window (fused_attention_, or its Trit
 outputs stay on chip), then the MLP half: with the fused MLP too, 2 launches per block.
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
-multiple of 8) + LN; with Triton kernels, one kernel (plugins/patch_embed) run on the caller's images before the graph. Residual stream: float16 [B, H, W, C].
+multiple of 8) + LN; in an engine that runs Triton kernels, one kernel (plugins/patch_embed) on the caller's images
+ahead of the CUDA graph. Residual stream: float16 [B, H, W, C].
 
 On CPU tensors the same op sequence runs the ops' PyTorch references (FP32 math, float16 / int8 storage), which is how
 the engine is tested without a GPU.
@@ -348,6 +349,8 @@ class NativeEngine:
         Hp, Wp = H0 // p, W0 // p
         pe, norm = plan["patch_embed"]["gemm"], plan["patch_embed"]["norm"]
         if self.triton_stem:
+            if images.dtype not in (torch.float32, torch.float16):  # the kernel reads these two
+                images = images.float()
             return patch_embed_triton(images, t[pe["weight"]], t[pe["bias"] + ":fp16"], p,
                                       t[norm["gamma"]] if norm else None, t[norm["beta"]] if norm else None,
                                       norm["eps"] if norm else 1e-5, out=out)
