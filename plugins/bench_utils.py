@@ -1,6 +1,8 @@
 """Timing helpers shared by the per-op benchmarks (`python -m trt_swin.plugins.<op>.bench`)."""
 from __future__ import annotations
 
+import sys
+
 import torch
 
 
@@ -42,3 +44,13 @@ def rotating(fn, sets):
         return fn(*args)
 
     return call
+
+
+def start_cuda_bench() -> float | None:
+    """The op benches' common start: None (after printing why) without CUDA; else a fixed seed and the device's
+    copy bandwidth (GB/s, read + write), against which each bench states its bytes floor."""
+    if not torch.cuda.is_available():
+        print("error: CUDA is not available", file=sys.stderr)
+        return None
+    torch.manual_seed(0)
+    return copy_bandwidth_gbs()

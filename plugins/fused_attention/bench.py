@@ -2,8 +2,9 @@
 
 Per (model, stage, batch) of a shifted block ([B, H, W, C], windows 7 x 7, shift 3):
   fused_wpcN  fused_attention_ with N windows per CTA ($TRT_SWIN_FATTN_WPC)
-  triton_CFG  fused_attention_triton_ (triton_attention.py) with each config WARPSxSTAGES[h] of --triton-configs
-              (a trailing h: the bias table in float16, as the engine passes it)
+  triton_CFG  fused_attention_triton_ (triton_attention.py) with each config WARPSxSTAGES[h][s[MAXNREG]] of
+              --triton-configs (h: the bias table in float16, as the engine passes it; s: head outputs staged;
+              MAXNREG: a register cap; triton_attention.parse_config)
   unfused     ln_shift_partition + gemm (QKV + bias) + window_attention + gemm (proj + bias) + window_reverse_
               (the FP16 engine's unfused path, our kernels)
 Median times (triton.testing.do_bench), achieved TFLOP/s (QKV 6 T C^2 + proj 2 T C^2 + attention 4 * 64 * T C over
@@ -20,7 +21,7 @@ import sys
 
 import torch
 
-from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, rotating, time_ms
+from trt_swin.plugins.bench_utils import rotating, start_cuda_bench, time_ms
 from trt_swin.plugins.fused_attention.op import fused_attention_, pad_bias
 from trt_swin.plugins.fused_attention.reference import swin_shift_mask
 from trt_swin.plugins.gemm.op import gemm
@@ -112,14 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", default="1,32,128", help="comma list (default: %(default)s)")
     p.add_argument("--triton-configs", default="4x2h,4x1h",
-                   help="comma list of Triton configs WARPSxSTAGES[h], '' for none (default: %(default)s)")
+                   help="comma list of Triton configs WARPSxSTAGES[h][s[MAXNREG]] (h: float16 bias table, s: staged, "
+                        "MAXNREG: register cap), '' for none (default: %(default)s)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("error: CUDA is not available", file=sys.stderr)
+    copy_gbs = start_cuda_bench()
+    if copy_gbs is None:
         return 2
-    torch.manual_seed(0)
-    copy_gbs = copy_bandwidth_gbs()
     triton_configs = [c for c in args.triton_configs.split(",") if c] if fused_attention_triton_ else []
     rows = [bench_case(m, s, b, copy_gbs, triton_configs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
     out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)

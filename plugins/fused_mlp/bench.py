@@ -22,7 +22,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, rotating, time_ms
+from trt_swin.plugins.bench_utils import rotating, start_cuda_bench, time_ms
 
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
 
@@ -135,11 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="Triton kernel configs BMxBHxWARPSxSTAGES, comma list (default: none)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("error: CUDA is not available", file=sys.stderr)
+    copy_gbs = start_cuda_bench()
+    if copy_gbs is None:
         return 2
-    torch.manual_seed(0)
-    copy_gbs = copy_bandwidth_gbs()
     variants = [int(v) for v in args.variants.split(",") if v]
     tcfgs = [c for c in args.triton_configs.split(",") if c]
     rows = [bench_case(m, s, b, copy_gbs, variants, tcfgs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]

@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, time_ms
+from trt_swin.plugins.bench_utils import start_cuda_bench, time_ms
 
 from .triton_patch_embed import patch_embed_triton
 
@@ -63,11 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default="1,32,128", help="comma list (default: %(default)s)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("error: CUDA is not available", file=sys.stderr)
+    copy_gbs = start_cuda_bench()
+    if copy_gbs is None:
         return 2
-    torch.manual_seed(0)
-    copy_gbs = copy_bandwidth_gbs()
     rows = [bench_case(m, int(b), copy_gbs) for b in args.batches.split(",") for m in CASES]
     out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)
     if args.json:

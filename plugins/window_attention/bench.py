@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from trt_swin.plugins.bench_utils import copy_bandwidth_gbs, rotating, time_ms
+from trt_swin.plugins.bench_utils import rotating, start_cuda_bench, time_ms
 from trt_swin.plugins.window_attention.op import window_attention
 
 try:
@@ -169,11 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--triton-configs", default="",
                    help="comma list HEADSxWARPSxSTAGES of the Triton kernel to time as well (default: none)")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("error: the benchmark needs a CUDA device", file=sys.stderr)
+    copy_gbs = start_cuda_bench()
+    if copy_gbs is None:
         return 2
-    torch.manual_seed(0)
-    copy_gbs = copy_bandwidth_gbs()
     rows = []
     for model in args.models.split(","):
         for stage in map(int, args.stages.split(",")):
