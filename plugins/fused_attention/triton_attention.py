@@ -171,8 +171,14 @@ def column_blocks(C: int) -> tuple[int, int]:
     return c0, c1
 
 
-def default_config(C: int) -> tuple[int, int, bool, int]:
-    return DEFAULT_CONFIGS[min((c for c in DEFAULT_CONFIGS if c >= C), default=max(DEFAULT_CONFIGS))]
+def default_config(C: int, windows: int | None = None, sms: int | None = None) -> tuple[int, int, bool, int]:
+    """DEFAULT_CONFIGS' entry for C; per-head (not staged) when the grid has no more windows than the GPU has SMs:
+    with one program per SM the staged form's extra pass is pure latency (H100, batch 1: C 96, 64 windows, 0.0144 vs
+    0.0182 ms; C 192, 16 windows, 0.0269 vs 0.0302; BENCHMARKS.md, session 7)."""
+    cfg = DEFAULT_CONFIGS[min((c for c in DEFAULT_CONFIGS if c >= C), default=max(DEFAULT_CONFIGS))]
+    if cfg[2] and windows is not None and sms is not None and windows <= sms:
+        return cfg[0], cfg[1], False, 0
+    return cfg
 
 
 def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w_qkv: torch.Tensor,
@@ -196,12 +202,13 @@ def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     ws = window_size
     nWh, nWw = -(-H // ws), -(-W // ws)
     c0, c1 = column_blocks(C)
-    warps, stages, staged, maxnreg = (*(config or default_config(C)), False, 0)[:4]
+    windows = B * nWh * nWw
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else None
+    warps, stages, staged, maxnreg = (*(config or default_config(C, windows, sms)), False, 0)[:4]
     np_rows = max(16, triton.next_power_of_2(ws * ws))
     assert np_rows <= KEYS
     w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64 = (
         t.contiguous() for t in (w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64))
-    windows = B * nWh * nWw
     stage = torch.empty((windows, np_rows, C), dtype=torch.float16, device=x.device) if staged else x
     _fused_attention_kernel[(windows,)](
         x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, stage, H, W, nWh, nWw, shift, eps, scale,

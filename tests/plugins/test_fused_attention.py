@@ -293,6 +293,11 @@ def test_triton_kernel_contract():
     for C in range(32, 193, 32):
         c0, c1 = triton_attention.column_blocks(C)
         assert c0 + c1 == C and c0 & (c0 - 1) == 0 and c1 & (c1 - 1) == 0
+    # staged defaults only where the grid has more windows than the GPU has SMs
+    assert triton_attention.default_config(96, 8192, 132) == triton_attention.DEFAULT_CONFIGS[96]
+    assert triton_attention.default_config(96, 64, 132)[2:] == (False, 0)
+    assert triton_attention.default_config(192, 16, 132)[2:] == (False, 0)
+    assert triton_attention.default_config(128, 8192, 132) == triton_attention.DEFAULT_CONFIGS[128]
     assert triton_attention.parse_config("4x2hs168") == ((4, 2, True, 168), True)
     assert triton_attention.parse_config("4x1") == ((4, 1, False, 0), False)
     with pytest.raises(ValueError, match="WARPSxSTAGES"):
