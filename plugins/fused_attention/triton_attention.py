@@ -187,7 +187,7 @@ def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
                             config: tuple[int, ...] | None = None) -> torch.Tensor:
     """x [B, H, W, C] fp16 += the block's attention branch, in place; returns x. Arguments as `fused_attention_`
     (op.py), except that bias64 may also be float16 (half the bytes each program reads; 1.10x at C 96, batch 128 on
-    the H100). config = (num_warps, num_stages[, staged[, maxnreg]]), default per C (DEFAULT_CONFIGS); staged
+    the H100). config = (num_warps, num_stages[, staged[, maxnreg]]), default `default_config`; staged
     allocates a [windows, 64, C] float16 staging buffer per call."""
     check_inputs(x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, window_size, shift,
                  bias_dtypes=(torch.float32, torch.float16))  # the CUDA op's contract
@@ -203,8 +203,10 @@ def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     nWh, nWw = -(-H // ws), -(-W // ws)
     c0, c1 = column_blocks(C)
     windows = B * nWh * nWw
-    sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else None
-    warps, stages, staged, maxnreg = (*(config or default_config(C, windows, sms)), False, 0)[:4]
+    if config is None:
+        sms = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else None
+        config = default_config(C, windows, sms)
+    warps, stages, staged, maxnreg = (*config, False, 0)[:4]  # 2- and 3-tuples: not staged, no register cap
     np_rows = max(16, triton.next_power_of_2(ws * ws))
     assert np_rows <= KEYS
     w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64 = (
