@@ -1,7 +1,7 @@
 """Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP, the fused
-attention half (head outputs accumulated per head, and staged), the window attention and the patch embedding, each on
-a few small shapes with ragged edges (partial row tiles, padded maps, partial patch blocks), checked against its
-reference; exits non-zero on a mismatch.
+attention half (head outputs accumulated per head, and staged), the window attention (FP16 and FP8 output), the patch
+embedding and the classifier tail's pool, each on a few small shapes with ragged edges (partial row tiles, padded
+maps, partial patch blocks, a partial chunk of tokens), checked against its reference; exits non-zero on a mismatch.
 
     compute-sanitizer --tool memcheck python -m trt_swin.plugins.sanitize_triton
 """
@@ -11,6 +11,8 @@ import sys
 
 import torch
 
+from trt_swin.plugins.classifier_head.reference import classifier_head_ref
+from trt_swin.plugins.classifier_head.triton_head import classifier_head_triton
 from trt_swin.plugins.fused_attention.reference import fused_attention_ref, pad_bias, swin_shift_mask
 from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
@@ -68,6 +70,9 @@ def main() -> int:
         ref = window_attention_reference(qkv, bias, None if mask is None else mask.to(DEV), nH, 32 ** -0.5)
         out = window_attention_triton(qkv, pad_bias(bias).half(), nH, 32 ** -0.5, H, H, ws, shift)
         bad += _report(f"window_attention_triton B={B} {H}x{H} C={C} ws={ws} shift={shift}", _rel(out, ref), out, 2e-3)
+        out8 = window_attention_triton(qkv, pad_bias(bias), nH, 32 ** -0.5, H, H, ws, shift, out_scale=1 / 64)
+        out8 = out8.float() / 64  # E4M3 rounding: about 2 % RMS
+        bad += _report(f"window_attention_triton fp8 out B={B} {H}x{H} C={C}", _rel(out8, ref), out8, 5e-2)
     for B, S, cin, p, C in ((2, 40, 3, 4, 96), (1, 28, 1, 2, 32), (1, 16, 3, 4, 160)):  # patch embedding
         img = torch.randn(B, cin, S, S, device=DEV)
         w = (torch.randn(C, cin * p * p, device=DEV) * (cin * p * p) ** -0.5).half()
@@ -76,6 +81,13 @@ def main() -> int:
         out = patch_embed_triton(img, w, b, p, g, be)
         bad += _report(f"patch_embed_triton B={B} {S}x{S} Cin={cin} p={p} C={C}",
                        _rel(out, patch_embed_ref(img, w, b, p, g, be)), out, 1e-3)
+    for B, L, C, N in ((3, 49, 768, 1008), (2, 5, 160, 40)):  # classifier tail: ragged token chunk, C not 2^k
+        x = (2 * torch.randn(B, L, C, device=DEV) + 0.5).half()
+        g, be = 1 + 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
+        w, b = torch.randn(N, C, device=DEV) * C ** -0.5, torch.randn(N, device=DEV)
+        out = classifier_head_triton(x, g, be, 1e-5, w, b)
+        bad += _report(f"classifier_head_triton B={B} L={L} C={C} N={N}",
+                       _rel(out, classifier_head_ref(x, g, be, 1e-5, w, b)), out, 1e-5)
     torch.cuda.synchronize()
     return 1 if bad else 0
 

@@ -7,6 +7,7 @@
 # All of it does NOT fit one 600 s call (measured: the GPU tests alone took over 200 s next to the training): pick
 # steps with FINAL_STEPS (default "tests mini swint bench_t bench_bl"), e.g. "tests mini" in one call and
 # "swint bench_t bench_bl" in the next, and never pipe the call through `tail` (a killed pipeline returns nothing).
+# FINAL_SWINT_PRECISIONS (default "int8 fp8"): the PTQ runs of the swint step, e.g. "fp8" alone to fit one call.
 # Optional steps: "row_sweep" (bench_memops per TRT_SWIN_ROW_TARGET_VPT), "sanitizer" (tools/sanitize_ops.sh: memcheck + racecheck over every op, in the background beside the
 # tests), "memops" (plugins/bench_memops.py at batch 1 / 32 / 128), "ncu" (the memory ops under their bar) and
 # "fattn" (plugins/fused_attention/bench.py; FINAL_FATTN_TRITON), "wattn" (plugins/window_attention/bench.py with
@@ -33,6 +34,7 @@ has swint && (
   python3 -m trt_swin train --preset fmnist-swin-t --data "$D" -o $M --json "$OUT/train_swint.json" > "$OUT/bg_train.txt" 2>&1
   for r in "int8 percentile 99.99" "fp8 max"; do
     set -- $r
+    [[ " ${FINAL_SWINT_PRECISIONS:-int8 fp8} " == *" $1 "* ]] || continue
     python3 -m trt_swin quantize --model $M --recipe $1 --calibrator $2 ${3:+--percentile $3} --data "$D" --device cuda \
       --batch-size 500 --calib-images 512 --quiet --output-dir runs/q/$1 --json "$OUT/q_swint_$1.json" >> "$OUT/bg_train.txt" 2>&1
   done

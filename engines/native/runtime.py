@@ -3,8 +3,9 @@
 Per Swin block (FP16, 7 launches; INT8 adds the dequantizing epilogues):
   ln_shift_partition (norm1 + roll + pad + window partition)
   -> QKV GEMM (+bias, cuBLASLt epilogue; attention scale folded into q)
-  -> window_attention (rel-pos bias + shift mask + softmax + PV; FP16 blocks of a Triton attention_kernel engine:
-     its Triton version, plugins/window_attention/triton_window_attention.py)
+  -> window_attention (rel-pos bias + shift mask + softmax + PV; blocks with an FP16 QKV output in a Triton
+     attention_kernel engine: its Triton version, plugins/window_attention/triton_window_attention.py, which also
+     writes an FP8 proj GEMM's input)
   -> proj GEMM (+bias)
   -> window_reverse_ (reverse + unshift + crop + residual, in place, + norm2)
   -> FC1 GEMM (+bias + GELU: cuBLASLt tanh epilogue, or GEMM + erf-GELU epilogue op)
@@ -63,11 +64,12 @@ def fused_attention_triton_(*args):
     return op(*args)
 
 
-def window_attention_triton_(*args):
-    """The Triton window attention (FP16 unfused blocks), imported on first use (as fused_mlp_triton_)."""
+def window_attention_triton_(*args, **kw):
+    """The Triton window attention (unfused blocks with FP16 QKV outputs), imported on first use (as
+    fused_mlp_triton_)."""
     from trt_swin.plugins.window_attention.triton_window_attention import window_attention_triton as op
 
-    return op(*args)
+    return op(*args, **kw)
 
 
 def patch_embed_triton(*args, **kw):
@@ -75,6 +77,13 @@ def patch_embed_triton(*args, **kw):
     from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton as op
 
     return op(*args, **kw)
+
+
+def classifier_head_triton(*args):
+    """The Triton tail (final LayerNorm + pool + FP32 head), imported on first use (as fused_mlp_triton_)."""
+    from trt_swin.plugins.classifier_head.triton_head import classifier_head_triton as op
+
+    return op(*args)
 
 
 def resolve_fused_kernel(choice: str, device: torch.device, path: str = "engine", option: str = "mlp_kernel") -> str:
@@ -99,6 +108,12 @@ def resolve_fused_kernel(choice: str, device: torch.device, path: str = "engine"
 # fused_attention_max_c=None (auto) per attention kernel: the widest C where it beat the unfused kernels on the H100 at
 # batch 128 (BuildConfig.fused_attention_max_c).
 AUTO_FUSED_ATTENTION_MAX_C = {"cuda": 96, "triton": 128}
+# ... and, under auto with the Triton kernels, blocks with C up to the first number also run both fused halves (the
+# fused attention and the fused MLP) where the block's grid has at least the second number of windows. Swin-T stage 2
+# (C 192) on the H100, same engine and GEMM algorithms: 1.268 vs 1.284 ms at batch 32 (512 windows), 2.231 vs 2.278 at
+# batch 64, 4.341 vs 4.362 at batch 128; slower at batch 1 (0.456 vs 0.413 ms, session 7), where the cuBLASLt path
+# wins (BENCHMARKS.md, session 8).
+AUTO_WIDE_FUSION = {"triton": (192, 512)}
 
 
 def default_buckets(max_batch: int) -> list[int]:
@@ -136,15 +151,25 @@ class NativeEngine:
         self.attention_kernel = resolve_fused_kernel(self.build.get("config", {}).get("attention_kernel", "cuda"),
                                                      self.device, self.path, "attention_kernel")
         attn_max_c = self.build.get("config", {}).get("fused_attention_max_c", 0)
-        if attn_max_c is None:  # "auto": the widest C at which the kernel that runs measured faster than unfused
+        auto_attn = attn_max_c is None
+        if auto_attn:  # "auto": the widest C at which the kernel that runs measured faster than unfused
             attn_max_c = AUTO_FUSED_ATTENTION_MAX_C[self.attention_kernel]
         self.fused_attention_max_c = int(attn_max_c)
+        # (C bound, min windows) of the large-grid rule (AUTO_WIDE_FUSION); (0, 0): off
+        self.wide_fusion = (AUTO_WIDE_FUSION.get(self.attention_kernel, (0, 0)) if auto_attn and self.mlp_kernel ==
+                            self.attention_kernel else (0, 0))
         pe = self.plan["patch_embed"]["gemm"]
         # The Triton stem (patch gather + GEMM + LayerNorm in one kernel) runs where the engine already runs Triton
         # kernels (compute capability 9.x under auto: where it was measured), for an FP16 patch GEMM; it runs on the
         # caller's images ahead of the CUDA graph, whose input is then the residual stream.
         self.triton_stem = ("triton" in (self.mlp_kernel, self.attention_kernel) and pe["mode"] == "fp16"
                             and bool(pe["bias"]))
+        head = self.plan["head"]
+        # Likewise the tail: final LayerNorm + pool + head in two Triton kernels (plugins/classifier_head) instead of
+        # four launches with cuBLAS's FP32 SIMT GEMM, for an FP32 head (keep_fp32, the default) without quantization.
+        self.triton_head = ("triton" in (self.mlp_kernel, self.attention_kernel) and bool(self.plan.get("norm"))
+                            and (head is None or (head["mode"] == "fp32" and head["act"] == "none"
+                                                  and head["out_scale"] is None and head["K"] == head["K_orig"])))
         model = self.plan.get("model") or {}
         self.mean, self.std = tuple(model.get("mean", ())), tuple(model.get("std", ()))
         self.num_classes = int(self.plan["num_classes"])
@@ -182,18 +207,19 @@ class NativeEngine:
             for blk in st["blocks"]:  # FC1 writes FC2's FP8 input directly
                 if blk["fc1"]["mode"] == "fp8" and blk["fc2"]["mode"] == "fp8":
                     self.t[blk["fc1"]["name"] + ":out_inv"] = scalar(1.0 / blk["fc2"]["in_scale"])
-                if self._attention_fusable(blk):  # the Triton kernel reads a float16 table (half the bytes)
-                    bias64 = pad_bias(self.t[blk["rel_bias"]])
+                fusable = self._attention_fusable(blk, self.fused_attention_max_c)
+                if fusable or self._attention_fusable(blk, self.wide_fusion[0]):  # the Triton kernel reads a float16
+                    bias64 = pad_bias(self.t[blk["rel_bias"]])                  # table (half the bytes)
                     self.t[blk["rel_bias"] + ":64"] = bias64.half() if self.attention_kernel == "triton" else bias64
-                elif self._triton_window_attention_ok(blk):
+                if not fusable and self._triton_window_attention_ok(blk):  # wide blocks take it on small grids
                     self.t[blk["rel_bias"] + ":w64"] = pad_bias(self.t[blk["rel_bias"]]).half()
 
-    def _attention_fusable(self, blk: dict[str, Any]) -> bool:
-        """Whether the block's attention half runs as fused_attention_: FP16 QKV and proj without output
-        quantization, head_dim 32, windows of <= 64 tokens, C within fused_attention_max_c, and the engine's mask
-        being the one the kernel derives (timm's)."""
+    def _attention_fusable(self, blk: dict[str, Any], max_c: int) -> bool:
+        """Whether the block's attention half can run as fused_attention_: FP16 QKV and proj without output
+        quantization, head_dim 32, windows of <= 64 tokens, C within max_c, and the engine's mask being the one the
+        kernel derives (timm's)."""
         qkv_g, proj_g = blk["qkv"], blk["proj"]
-        if not (blk["C"] <= min(self.fused_attention_max_c, FUSED_ATTENTION_MAX_C) and blk["hd"] == 32
+        if not (blk["C"] <= min(max_c, FUSED_ATTENTION_MAX_C) and blk["hd"] == 32
                 and blk["ws"] <= 8 and qkv_g["mode"] == proj_g["mode"] == "fp16"
                 and qkv_g["out_scale"] is None and proj_g["out_scale"] is None
                 and qkv_g["N"] == 3 * blk["C"] and qkv_g["K"] == blk["C"] and proj_g["N"] == proj_g["K"] == blk["C"]):
@@ -201,13 +227,14 @@ class NativeEngine:
         return self._mask_is_timms(blk)
 
     def _triton_window_attention_ok(self, blk: dict[str, Any]) -> bool:
-        """Whether an unfused block's window attention runs the Triton kernel: attention_kernel triton, FP16 qkv in and
-        FP16 out (FP16 QKV and proj GEMMs, no output quantization), head_dim 32, windows of <= 64 tokens, timm's
-        mask."""
+        """Whether an unfused block's window attention runs the Triton kernel: attention_kernel triton, an FP16 QKV
+        output (an FP16 or FP8 QKV GEMM without output quantization), a proj GEMM taking FP16 (FP16, no output
+        quantization) or FP8 (the kernel writes it), head_dim 32, windows of <= 64 tokens, timm's mask."""
         qkv_g, proj_g = blk["qkv"], blk["proj"]
         return (self.attention_kernel == "triton" and blk["hd"] == 32 and blk["ws"] <= 8
-                and qkv_g["mode"] == proj_g["mode"] == "fp16" and qkv_g["out_scale"] is None
-                and proj_g["out_scale"] is None and self._mask_is_timms(blk))
+                and qkv_g["mode"] in ("fp16", "fp8") and qkv_g["out_scale"] is None
+                and (proj_g["mode"] == "fp8" or (proj_g["mode"] == "fp16" and proj_g["out_scale"] is None))
+                and self._mask_is_timms(blk))
 
     def _mask_is_timms(self, blk: dict[str, Any]) -> bool:
         """The block's stored shift mask is the one the fused / Triton kernels derive from window coordinates."""
@@ -299,8 +326,11 @@ class NativeEngine:
         ws, ss = blk["ws"], blk["ss"]
         n1, n2 = blk["norm1"], blk["norm2"]
         qkv_g, proj_g, fc1_g, fc2_g = blk["qkv"], blk["proj"], blk["fc1"], blk["fc2"]
-        fused_mlp = C <= self.fused_mlp_max_c and fc1_g["mode"] == fc2_g["mode"] == "fp16"
-        if blk["rel_bias"] + ":64" in t:  # _attention_fusable at load
+        # the large-grid rule (AUTO_WIDE_FUSION): both halves fused where the grid has enough windows
+        wide = (C <= self.wide_fusion[0] and B * -(-H // ws) * -(-W // ws) >= self.wide_fusion[1]
+                and blk["rel_bias"] + ":64" in t)
+        fused_mlp = (C <= self.fused_mlp_max_c or wide) and fc1_g["mode"] == fc2_g["mode"] == "fp16"
+        if blk["rel_bias"] + ":64" in t and (C <= self.fused_attention_max_c or wide):  # _attention_fusable at load
             op = fused_attention_triton_ if self.attention_kernel == "triton" else fused_attention_
             op(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
                t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss,
@@ -314,7 +344,8 @@ class NativeEngine:
         qkv = self._gemm(tok, qkv_g)  # B*nW*N, 3C
         s = qkv_g["out_scale"] if qkv.dtype == torch.int8 else 1.0
         if blk["rel_bias"] + ":w64" in t:  # _triton_window_attention_ok at load
-            a = window_attention_triton_(qkv, t[blk["rel_bias"] + ":w64"], blk["nH"], blk["attn_scale"], H, W, ws, ss)
+            a = window_attention_triton_(qkv, t[blk["rel_bias"] + ":w64"], blk["nH"], blk["attn_scale"], H, W, ws, ss,
+                                         out_scale=proj_g["in_scale"] if proj_g["mode"] == "fp8" else None)
         else:
             mask = t[blk["mask"]] if blk["mask"] else None
             a = window_attention(qkv, t[blk["rel_bias"]], mask, blk["nH"], blk["attn_scale"], s, s, s,
@@ -381,8 +412,13 @@ class NativeEngine:
             for blk in st["blocks"]:
                 x = self._block(x, blk)
         C = x.shape[-1]
+        head, n = plan["head"], plan["norm"]
+        if self.triton_head:
+            if head is None:
+                return classifier_head_triton(x.view(B, -1, C), t[n["gamma"]], t[n["beta"]], n["eps"])
+            return classifier_head_triton(x.view(B, -1, C), t[n["gamma"]], t[n["beta"]], n["eps"], t[head["weight"]],
+                                          t[head["bias"]] if head["bias"] else None)[:, :head["N_orig"]]
         feats = self._ln(x, plan["norm"]).view(B, -1, C).mean(1, dtype=torch.float32)  # B, C
-        head = plan["head"]
         if head is None:
             return feats
         return self._gemm(feats, head, final=True)[:, :head["N_orig"]].float()

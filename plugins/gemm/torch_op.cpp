@@ -1,4 +1,6 @@
 // PyTorch CUDA kernel of trt_swin::gemm (schema in op.py): checks -> params -> cuBLASLt on the current stream.
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <unordered_map>
 
@@ -10,6 +12,22 @@
 namespace {
 
 constexpr size_t kWorkspaceBytes = 32u << 20;  // enough for cuBLASLt's split-K kernels on Hopper
+
+// The workspace offered to cuBLASLt for a GEMM of M rows. With a workspace, cuBLASLt's Hopper kernels (nvjet) on large
+// problems take a dynamically scheduled variant whose tile counters are zeroed by a memset before every call; in a
+// CUDA graph each memset is a node the GEMM waits for. Without one they run the statically scheduled variant of the
+// same tiles ("ssched"): Swin-T FP16 on the H100 at batch 128, 4.240 vs 4.341 ms (30 memsets gone), batch 32 1.254 vs
+// 1.284 ms. Small problems keep it: there it buys split-K (batch 1: 0.409 vs 0.415 ms without). So M <= 1024 gets
+// the workspace, larger M none (BENCHMARKS.md, session 8). $TRT_SWIN_GEMM_WORKSPACE_MB (0..32), when set, applies to
+// every M instead (a sweep knob, read per call; the algorithm cache is keyed by the size).
+constexpr int64_t kWorkspaceMaxM = 1024;
+
+size_t workspace_bytes(int64_t M) {
+  const char* env = std::getenv("TRT_SWIN_GEMM_WORKSPACE_MB");
+  if (!env) return M <= kWorkspaceMaxM ? kWorkspaceBytes : 0;
+  const long mb = std::atol(env);
+  return mb <= 0 ? 0 : std::min(kWorkspaceBytes, static_cast<size_t>(mb) << 20);
+}
 
 // One workspace per device, allocated with cudaMalloc on the first (eager) call and kept for the process: a buffer
 // from the caching allocator could be recycled under a captured CUDA graph that still points to it.
@@ -106,7 +124,7 @@ at::Tensor gemm_cuda(const at::Tensor& a, const at::Tensor& b, const std::option
   p.N = static_cast<int>(N);
   p.K = static_cast<int>(K);
   p.workspace = workspace_for(a.get_device());
-  p.workspace_size = kWorkspaceBytes;
+  p.workspace_size = workspace_bytes(M);
   const cudaError_t err = trt_swin::gemm(p, at::cuda::getCurrentCUDABlasLtHandle(), at::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == cudaSuccess, "gemm: ", trt_swin::gemm_last_error(), " (", cudaGetErrorString(err), ")");
   return out;

@@ -1,13 +1,14 @@
-"""Windowed attention on the QKV GEMM output as a Triton kernel (FP16 in, FP16 out), for the FP16 engine's unfused
-blocks: softmax(q k^T * scale + bias[h] + mask) v per window and head, the same function as the CUDA op
-`window_attention` for windows of at most 64 tokens, with the shift mask derived from the window's coordinates (timm's
-regions of the padded, shifted map, as the fused attention kernels do) instead of read from an [nW, N, N] table.
+"""Windowed attention on the QKV GEMM output as a Triton kernel (FP16 in; FP16 out, or FP8 out for an FP8 proj GEMM),
+for the engine's unfused blocks with FP16 QKV outputs: softmax(q k^T * scale + bias[h] + mask) v per window and head,
+the same function as the CUDA op `window_attention` for windows of at most 64 tokens, with the shift mask derived from
+the window's coordinates (timm's regions of the padded, shifted map, as the fused attention kernels do) instead of
+read from an [nW, N, N] table.
 
-    qkv [num_windows * N, 3C] fp16 (window-major rows, per token [3][num_heads][32])  ->  out [num_windows * N, C] fp16
+    qkv [num_windows * N, 3C] fp16 (window-major rows, per token [3][num_heads][32])  ->  out [num_windows * N, C]
 
 One program per (window, group of heads): q, k, v of a head as [NP, 32] tiles (rows >= N read as 0), logits in FP32
 with the float16 or float32 bias table padded to 64 keys (`fused_attention.reference.pad_bias`: -inf on padded keys),
-softmax with exp2, P rounded to fp16 for P v, the normalized output rounded once.
+softmax with exp2, P rounded to fp16 for P v, the normalized output rounded once (to fp16, or quantized to FP8).
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ __all__ = ["window_attention_triton", "pad_bias"]
 
 
 @triton.jit
-def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale,
-                             C: tl.constexpr, HPP: tl.constexpr, WS: tl.constexpr, NP: tl.constexpr):
+def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale, out_scale,
+                             C: tl.constexpr, HPP: tl.constexpr, WS: tl.constexpr, NP: tl.constexpr,
+                             OUT_FP8: tl.constexpr):
     HD: tl.constexpr = 32
     N: tl.constexpr = WS * WS
     LOG2E: tl.constexpr = 1.4426950408889634
@@ -58,11 +60,16 @@ def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale,
         m = tl.max(s, axis=1)
         p = tl.exp2((s - m[:, None]) * LOG2E)
         o = tl.dot(p.to(tl.float16), v) / tl.sum(p, axis=1)[:, None]
-        tl.store(out_ptr + rows * C + col, o.to(tl.float16), mask=valid)
+        if OUT_FP8:  # the proj GEMM's FP8 input: (o / out_scale), saturated to +-448, rounded to nearest even
+            q = tl.minimum(tl.maximum(o / out_scale, -448.0), 448.0)  # saturate explicitly (no inf in E4M3)
+            tl.store(out_ptr + rows * C + col, q.to(tl.float8e4nv), mask=valid)
+        else:
+            tl.store(out_ptr + rows * C + col, o.to(tl.float16), mask=valid)
 
 
 def window_attention_triton(qkv: torch.Tensor, bias64: torch.Tensor, num_heads: int, scale: float, H: int, W: int,
-                            window_size: int, shift: int, config: tuple[int, int, int] | None = None) -> torch.Tensor:
+                            window_size: int, shift: int, config: tuple[int, int, int] | None = None,
+                            out_scale: float | None = None) -> torch.Tensor:
     """Windowed attention of a Swin block's QKV GEMM output.
 
     Args:
@@ -74,9 +81,13 @@ def window_attention_triton(qkv: torch.Tensor, bias64: torch.Tensor, num_heads: 
         H, W, window_size, shift: the block's map (unpadded), ws and cyclic shift: the mask is timm's for these.
         config: (heads per program, num_warps, num_stages), default `default_config`; heads per program
             must divide num_heads.
+        out_scale: None -> float16 output; a float -> float8_e4m3fn output (value / out_scale) clamped to +-448,
+            rounded to nearest even (the CUDA op's `out_fp8` rule, `epilogue.reference.quantize_fp8`): an FP8 proj
+            GEMM's input.
 
     Returns:
-        [num_windows * N, C] float16, heads merged per token ([num_heads][32]): the proj GEMM's input.
+        [num_windows * N, C] float16 (or float8_e4m3fn), heads merged per token ([num_heads][32]): the proj GEMM's
+        input.
     """
     N = window_size * window_size
     if qkv.dtype != torch.float16 or qkv.dim() != 2:
@@ -102,13 +113,17 @@ def window_attention_triton(qkv: torch.Tensor, bias64: torch.Tensor, num_heads: 
     hpp, warps, stages = config or default_config(num_windows, num_heads)
     if num_heads % hpp:
         raise ValueError(f"window_attention_triton: heads per program {hpp} must divide num_heads={num_heads}")
+    if out_scale is not None and not out_scale > 0:
+        raise ValueError(f"window_attention_triton: out_scale must be positive, got {out_scale}")
     if not qkv.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
         raise ValueError("window_attention_triton: qkv must be a CUDA tensor (the op window_attention has a CPU path)")
     qkv, bias64 = qkv.contiguous(), bias64.contiguous()
-    out = torch.empty((qkv.shape[0], C), dtype=torch.float16, device=qkv.device)
+    out = torch.empty((qkv.shape[0], C), dtype=torch.float16 if out_scale is None else torch.float8_e4m3fn,
+                      device=qkv.device)
     if num_windows == 0:
         return out
     _window_attention_kernel[(num_windows, num_heads // hpp)](
-        qkv, bias64, out, nWh, nWw, shift, scale, C=C, HPP=hpp, WS=window_size,
-        NP=max(16, triton.next_power_of_2(N)), num_warps=warps, num_stages=stages)
+        qkv, bias64, out, nWh, nWw, shift, scale, 1.0 if out_scale is None else float(out_scale), C=C, HPP=hpp,
+        WS=window_size, NP=max(16, triton.next_power_of_2(N)), OUT_FP8=out_scale is not None, num_warps=warps,
+        num_stages=stages)
     return out

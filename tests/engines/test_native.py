@@ -86,11 +86,12 @@ def test_fused_attention_needs_timms_mask(mini):
     model, info, *_ = mini
     plan, tensors, build = build_native_engine(model, BuildConfig("fp16", max_batch=4), model_info=info.to_dict())
     blk = plan["stages"][0]["blocks"][1]
-    assert blk["mask"] and NativeEngine({"config": plan, "build": build}, tensors, "cpu")._attention_fusable(blk)
+    eng = NativeEngine({"config": plan, "build": build}, tensors, "cpu")
+    assert blk["mask"] and eng._attention_fusable(blk, eng.fused_attention_max_c)
     tensors[blk["mask"]] = tensors[blk["mask"]].clone()
     tensors[blk["mask"]][0, 0, 1] = -100.0
     eng = NativeEngine({"config": plan, "build": build}, tensors, "cpu")
-    assert not eng._attention_fusable(blk) and blk["rel_bias"] + ":64" not in eng.t
+    assert not eng._attention_fusable(blk, eng.fused_attention_max_c) and blk["rel_bias"] + ":64" not in eng.t
 
 
 def _fake_quantized(model, scales, recipe):

@@ -177,3 +177,27 @@ def test_gemm_in_cuda_graph(cuda_device):
     torch.cuda.synchronize()
     assert torch.allclose(out.float(), gemm_fp32(a, b, bias), atol=5e-2, rtol=1e-2)
     assert not torch.equal(out, eager)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("M", [96, 4096], ids=["small-M-workspace", "large-M-no-workspace"])
+@pytest.mark.parametrize("env", [None, "0", "32"], ids=["policy", "ws0", "ws32"])
+def test_fp16_gemm_with_and_without_workspace(cuda_device, monkeypatch, M, env):
+    """cuBLASLt's workspace (offered for M <= 1024, or as $TRT_SWIN_GEMM_WORKSPACE_MB says) changes the algorithms it
+    may pick (split-K, dynamically scheduled kernels), never the result; inside a CUDA graph too."""
+    if env is None:
+        monkeypatch.delenv("TRT_SWIN_GEMM_WORKSPACE_MB", raising=False)
+    else:
+        monkeypatch.setenv("TRT_SWIN_GEMM_WORKSPACE_MB", env)
+    a, b = _inputs(M, 768, 3072, torch.float16, cuda_device, seed=7)
+    bias = torch.randn(3072, device=cuda_device).half()
+    res = torch.randn(M, 3072, device=cuda_device).half()
+    ref = gemm_fp32(a, b, bias, res)
+    eager = gemm(a, b, bias, res)
+    assert float((eager.float() - ref).abs().max()) <= fp16_output_atol(ref)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = gemm(a, b, bias, res)
+    g.replay()
+    torch.cuda.synchronize()
+    assert float((out.float() - ref).abs().max()) <= fp16_output_atol(ref)

@@ -423,6 +423,37 @@ def test_triton_kernel_matches_reference(shape: BlockShape, B: int, hpp: int, cu
     assert err <= FP16_REL_L2, f"relative L2 error {err:.2e} > {FP16_REL_L2}"
 
 
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("shape,B", [pytest.param(s, B, id=f"{s.id}-b{B}") for s in TRITON_SHAPES for B in (1, 3)])
+def test_triton_kernel_fp8_output_matches_reference(shape: BlockShape, B: int, cuda_device):
+    """FP8 output (an FP8 proj GEMM's input) with the float32 bias table: the CUDA op's FP8 bound."""
+    from trt_swin.plugins.fused_attention.reference import pad_bias
+
+    qkv, bias, mask, scales = _inputs(shape, B, torch.float16, cuda_device, seed=3)
+    scale, out_scale = shape.hd ** -0.5, 1 / 64
+    _poison_allocator(qkv.shape[0] * shape.C, torch.int8, cuda_device)  # 0x7F bytes: float8_e4m3fn NaN
+    out = triton_window_attention.window_attention_triton(qkv, pad_bias(bias), shape.nH, scale, shape.H, shape.W,
+                                                          shape.ws, shape.ss, out_scale=out_scale)
+    torch.cuda.synchronize()
+    assert out.shape == (qkv.shape[0], shape.C)
+    _check_fp8_against_reference(out, qkv, bias, mask, shape.nH, scale, scales, out_scale)
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("shape", [s for s in EXTREME_SHAPES if s in TRITON_SHAPES], ids=lambda s: s.id)
+def test_triton_fp8_output_saturates(shape: BlockShape, cuda_device):
+    from trt_swin.plugins.fused_attention.reference import pad_bias
+
+    qkv, bias, mask, scales = _inputs(shape, 2, torch.float16, cuda_device, seed=5)
+    out = triton_window_attention.window_attention_triton(qkv, pad_bias(bias), shape.nH, shape.hd ** -0.5, shape.H,
+                                                          shape.W, shape.ws, shape.ss, out_scale=1e-3)
+    torch.cuda.synchronize()
+    assert (out.float().abs() == 448).float().mean().item() > 0.1
+    _check_fp8_against_reference(out, qkv, bias, mask, shape.nH, shape.hd ** -0.5, scales, 1e-3)
+
+
 @needs_triton
 def test_triton_kernel_contract():
     from trt_swin.plugins.fused_attention.reference import pad_bias
@@ -441,6 +472,8 @@ def test_triton_kernel_contract():
         op(qkv, bias64[:, :49, :49], 2, 1.0, 7, 7, 7, 0)
     with pytest.raises(ValueError, match="heads per program 4 must divide"):
         op(qkv, bias64, 2, 1.0, 7, 7, 7, 0, config=(4, 4, 2))
+    with pytest.raises(ValueError, match="out_scale must be positive"):
+        op(qkv, bias64, 2, 1.0, 7, 7, 7, 0, out_scale=0.0)
 
 
 # Triton's interpreter (TRITON_INTERPRET=1, read when triton is imported: hence a subprocess) runs the kernel on the
@@ -462,6 +495,11 @@ for B, H, W, nH, ws, shift, cfg in ((2, 14, 14, 3, 7, 3, (1, 4, 2)), (1, 9, 13, 
     ref = window_attention_reference(qkv, bias, swin_shift_mask(H, W, ws, shift), nH, 32 ** -0.5).double()
     out = window_attention_triton(qkv, pad_bias(bias), nH, 32 ** -0.5, H, W, ws, shift, config=cfg).double()
     worst = max(worst, ((out - ref).norm() / ref.norm()).item())
+    # FP8 output (E4M3: 3 mantissa bits, about 2 % RMS rounding), scaled so nothing saturates: measured against the
+    # FP16 bound times 50
+    f8 = window_attention_triton(qkv, pad_bias(bias), nH, 32 ** -0.5, H, W, ws, shift, config=cfg, out_scale=1 / 64)
+    assert f8.dtype == torch.float8_e4m3fn
+    worst = max(worst, ((f8.double() / 64 - ref).norm() / ref.norm()).item() / 50)
 print(worst)
 """
 
