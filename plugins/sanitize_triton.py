@@ -1,6 +1,6 @@
-"""Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP, the fused
-attention half (head outputs accumulated per head, and staged), the window attention (FP16 and FP8 output), the patch
-embedding and the classifier tail's pool, each on a few small shapes with ragged edges (partial row tiles, padded
+"""Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP (FP16 and FP8),
+the fused attention half (head outputs accumulated per head, and staged), the window attention (FP16 and FP8
+output), the patch embedding and the classifier tail's pool, each on a few small shapes with ragged edges (partial row tiles, padded
 maps, partial patch blocks, a partial chunk of tokens), checked against its reference; exits non-zero on a mismatch.
 
     compute-sanitizer --tool memcheck python -m trt_swin.plugins.sanitize_triton
@@ -15,7 +15,8 @@ from trt_swin.plugins.classifier_head.reference import classifier_head_ref
 from trt_swin.plugins.classifier_head.triton_head import classifier_head_triton
 from trt_swin.plugins.fused_attention.reference import fused_attention_ref, pad_bias, swin_shift_mask
 from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
-from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
+from trt_swin.plugins.epilogue.reference import quantize_fp8
+from trt_swin.plugins.fused_mlp.reference import fused_mlp_fp8_ref, fused_mlp_ref
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
 from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton
@@ -47,6 +48,12 @@ def main() -> int:
         x0 = x.clone()
         out = fused_mlp_triton_(x, g, b, 1e-5, w1, b1, w2, b2, "gelu_tanh").float() - x0.float()
         bad += _report(f"fused_mlp_triton M={M} C={C}", _rel(out, ref), out, 5e-3)
+        ws1, ws2 = w1.float().abs().max().item() / 448, w2.float().abs().max().item() / 448
+        w1q, w2q, sc = quantize_fp8(w1.float(), ws1), quantize_fp8(w2.float(), ws2), (4 / 448, ws1, 3 / 448, ws2)
+        ref8 = fused_mlp_fp8_ref(x, g, b, 1e-5, w1q, b1, w2q, b2, sc) - x.float()
+        x0 = x.clone()
+        out = fused_mlp_triton_(x0, g, b, 1e-5, w1q, b1, w2q, b2, "gelu_tanh", fp8_scales=sc).float() - x.float()
+        bad += _report(f"fused_mlp_triton fp8 M={M} C={C}", _rel(out, ref8), out, 2e-2)
     for B, H, W, C, ws, shift in ((1, 9, 13, 64, 7, 3), (3, 21, 21, 96, 7, 3), (1, 14, 14, 192, 7, 0)):
         nH, N = C // 32, ws * ws
         x = (torch.randn(B, H, W, C, device=DEV) * 2).half()

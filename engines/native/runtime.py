@@ -16,7 +16,8 @@ launches.
 Blocks with C <= fused_attention_max_c (FP16 QKV and proj, head_dim 32, windows of <= 64 tokens, timm's shift mask):
 the whole attention half in one kernel per window (fused_attention_, or its Triton version: q, k, v and the head
 outputs stay on chip), then the MLP half: with the fused MLP too, 2 launches per block.
-FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue.
+FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue;
+blocks with C <= fused_mlp_max_c run the Triton fused MLP's FP8 form where the Triton kernels run.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
 multiple of 8) + LN; in an engine that runs Triton kernels, one kernel (plugins/patch_embed) on the caller's images
 ahead of the CUDA graph. Residual stream: float16 [B, H, W, C].
@@ -329,7 +330,8 @@ class NativeEngine:
         # the large-grid rule (AUTO_WIDE_FUSION): both halves fused where the grid has enough windows
         wide = (C <= self.wide_fusion[0] and B * -(-H // ws) * -(-W // ws) >= self.wide_fusion[1]
                 and blk["rel_bias"] + ":64" in t)
-        fused_mlp = (C <= self.fused_mlp_max_c or wide) and fc1_g["mode"] == fc2_g["mode"] == "fp16"
+        fused_mlp = ((C <= self.fused_mlp_max_c or wide) and fc1_g["mode"] == fc2_g["mode"] == "fp16"
+                     or self._fp8_mlp_fusable(blk))
         if blk["rel_bias"] + ":64" in t and (C <= self.fused_attention_max_c or wide):  # _attention_fusable at load
             op = fused_attention_triton_ if self.attention_kernel == "triton" else fused_attention_
             op(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
@@ -362,9 +364,23 @@ class NativeEngine:
         h = self._gemm(h.view(-1, C), fc1_g, fp8_consumer=fc2_g if fc2_g["mode"] == "fp8" else None)  # B*H*W, 4C
         return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
 
+    def _fp8_mlp_fusable(self, blk: dict[str, Any]) -> bool:
+        """Whether the block's MLP half runs as the Triton fused MLP's FP8 form: FP8 FC1 and FC2 (per-tensor weight
+        scales), tanh GELU, C within fused_mlp_max_c and the Triton kernel's bound, the Triton MLP kernel."""
+        fc1_g, fc2_g = blk["fc1"], blk["fc2"]
+        return (self.mlp_kernel == "triton" and fc1_g["mode"] == fc2_g["mode"] == "fp8" and self.gelu == "tanh"
+                and blk["C"] <= min(self.fused_mlp_max_c, TRITON_MLP_MAX_C) and fc2_g["out_scale"] is None
+                and bool(fc1_g["bias"]) and bool(fc2_g["bias"]))
+
     def _fused_mlp(self, x: torch.Tensor, blk: dict[str, Any]) -> torch.Tensor:
-        """x += the block's MLP half (LN2 + FC1 + GELU + FC2), in place, in one kernel (self.mlp_kernel's)."""
+        """x += the block's MLP half (LN2 + FC1 + GELU + FC2), in place, in one kernel (self.mlp_kernel's; FP8 MLPs
+        the Triton kernel's FP8 form)."""
         t, n2, fc1_g, fc2_g = self.t, blk["norm2"], blk["fc1"], blk["fc2"]
+        if fc1_g["mode"] == "fp8":  # _fp8_mlp_fusable
+            return fused_mlp_triton_(x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"],
+                                     t[fc1_g["weight"]], t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],
+                                     "gelu_tanh", None, (fc1_g["in_scale"], fc1_g["w_scale_value"],
+                                                         fc2_g["in_scale"], fc2_g["w_scale_value"])).view(x.shape)
         op = fused_mlp_triton_ if self.mlp_kernel == "triton" and x.shape[-1] <= TRITON_MLP_MAX_C else fused_mlp_
         return op(x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"], t[fc1_g["weight"]],
                   t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],

@@ -19,8 +19,9 @@ TRITON_MAX_C = 256
 
 
 def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor,
-                 w2: torch.Tensor, b2: torch.Tensor, act: str) -> None:
-    """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks)."""
+                 w2: torch.Tensor, b2: torch.Tensor, act: str, weight_dtype: torch.dtype = torch.float16) -> None:
+    """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks);
+    weight_dtype float8_e4m3fn for the Triton kernel's FP8 form."""
     if x.dim() != 2:
         raise ValueError(f"fused_mlp_: x must be [M, C], got shape {tuple(x.shape)}")
     C = x.shape[1]
@@ -36,8 +37,11 @@ def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w1: t
     for name, t, n in (("gamma", gamma, C), ("beta", beta, C), ("b1", b1, Hd), ("b2", b2, C)):
         if tuple(t.shape) != (n,):
             raise ValueError(f"fused_mlp_: {name} must be [{n}], got shape {tuple(t.shape)}")
-    if x.dtype != torch.float16 or w1.dtype != torch.float16 or w2.dtype != torch.float16:
-        raise ValueError(f"fused_mlp_: x, w1 and w2 must be float16, got {x.dtype}, {w1.dtype}, {w2.dtype}")
+    if x.dtype != torch.float16 or w1.dtype != weight_dtype or w2.dtype != weight_dtype:
+        if weight_dtype == torch.float16:
+            raise ValueError(f"fused_mlp_: x, w1 and w2 must be float16, got {x.dtype}, {w1.dtype}, {w2.dtype}")
+        raise ValueError(f"fused_mlp_: x must be float16 and w1, w2 float8_e4m3fn, got {x.dtype}, {w1.dtype}, "
+                         f"{w2.dtype}")
     for name, t in (("gamma", gamma), ("beta", beta), ("b1", b1), ("b2", b2)):
         if t.dtype != torch.float32:
             raise ValueError(f"fused_mlp_: {name} must be float32, got {t.dtype}")
@@ -72,3 +76,34 @@ def fused_mlp_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps:
     if round_to_fp16:
         h = h.half().float()
     return xf + F.linear(h, w2.float(), b2.float())
+
+
+def check_fp8_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor,
+                     w2: torch.Tensor, b2: torch.Tensor, act: str, scales: tuple[float, float, float, float]) -> None:
+    """check_inputs for the FP8 form: float8_e4m3fn weights, tanh GELU, four positive scales."""
+    check_inputs(x, gamma, beta, w1, b1, w2, b2, act, weight_dtype=torch.float8_e4m3fn)
+    if act != "gelu_tanh":
+        raise ValueError(f"fused_mlp_: the FP8 form takes gelu_tanh, got {act!r}")
+    if len(scales) != 4 or not all(float(v) > 0 for v in scales):
+        raise ValueError(f"fused_mlp_: fp8 scales must be four positive numbers (in_scale1, w_scale1, in_scale2, "
+                         f"w_scale2), got {scales}")
+
+
+def fused_mlp_fp8_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w1: torch.Tensor,
+                      b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
+                      scales: tuple[float, float, float, float]) -> torch.Tensor:
+    """The FP8 form's result, out of place, in FP32 (an FP8 engine's MLP, as its unfused kernels compute it).
+
+    w1, w2: float8_e4m3fn weights with per-tensor scales; scales = (in_scale1, w_scale1, in_scale2, w_scale2). The
+    LayerNorm output is quantized to FP8 with in_scale1 (`quantize_fp8`), FC1 runs on the dequantized operands + b1,
+    tanh GELU, the hidden rounded to fp16 then quantized with in_scale2, FC2 likewise + b2 + x.
+    """
+    from ..epilogue.reference import quantize_fp8
+
+    s1, ws1, s2, ws2 = (float(v) for v in scales)
+    xf = x.float()
+    h = F.layer_norm(xf, (xf.shape[-1],), gamma.float(), beta.float(), eps)
+    h = quantize_fp8(h, s1).float() * s1
+    h = F.gelu(F.linear(h, w1.float() * ws1, b1.float()), approximate="tanh").half().float()
+    h = quantize_fp8(h, s2).float() * s2
+    return xf + F.linear(h, w2.float() * ws2, b2.float())

@@ -9,6 +9,10 @@ tanh GELU in half2 math with the hardware tanh (unlike the CUDA kernel's FP32 fo
 which is rounded to fp16 anyway); FC2 accumulates in FP32, + b2 + x rounded once. Block shapes are powers of
 two: a C that is not one runs as two column blocks C0 + C1 (96 = 64 + 32, 192 = 128 + 64, 384 = 256 + 128) where
 C1 is a power of two too, else padded to the next power of two (masked loads).
+
+FP8 form (an FP8 engine's MLP, `fp8_scales`): FP8 weights with per-tensor scales, the LayerNorm output (FP32) and the
+activated hidden (fp16) quantized to FP8 with the FC inputs' scales, FP8 wgmma with FP32 sums, each scaled by input
+scale x weight scale (reference.fused_mlp_fp8_ref).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .reference import TRITON_MAX_C, check_inputs
+from .reference import TRITON_MAX_C, check_fp8_inputs, check_inputs
 
 # (block_m, block_h, num_warps, num_stages) per C: the fastest of 17 configs on the H100 at batch 128 (BENCHMARKS.md,
 # session 5; 64 x 64, 4 warps, 3 stages is within 5 % at C = 128 and 23 % slower at C = 96 / 192). Other C take the
@@ -59,9 +63,16 @@ def _act(v, ACT: tl.constexpr):
 
 
 @triton.jit
-def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps,
-                      C: tl.constexpr, CP: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr,
-                      ACT: tl.constexpr):
+def _q8(v, scale):
+    """FP32 v -> float8 e4m3 of v / scale, saturated to +-448, rounded to nearest even (quantize_fp8's rule)."""
+    return tl.minimum(tl.maximum(v / scale, -448.0), 448.0).to(tl.float8e4nv)
+
+
+@triton.jit
+def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps, s_in1, s_deq1, s_in2,
+                      s_deq2, C: tl.constexpr, CP: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr,
+                      ACT: tl.constexpr, FP8: tl.constexpr):
+    """The MLP half of a [BM, C] row tile (C padded to CP); FP8 as in _fused_mlp_split_kernel."""
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BM + tl.arange(0, BM)
     cols = tl.arange(0, CP)
@@ -76,17 +87,27 @@ def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr
     rstd = tl.rsqrt(tl.sum(xc * xc, axis=1) / C + eps)
     gamma = tl.load(gamma_ptr + cols, mask=cmask, other=0.0)
     beta = tl.load(beta_ptr + cols, mask=cmask, other=0.0)
-    h = (xc * rstd[:, None] * gamma[None, :] + beta[None, :]).to(tl.float16)
+    h = xc * rstd[:, None] * gamma[None, :] + beta[None, :]
+    if FP8:
+        h = _q8(h, s_in1)
+    else:
+        h = h.to(tl.float16)
 
     hid = tl.arange(0, BH)
     acc = tl.zeros((BM, CP), dtype=tl.float32)
     for j in range(0, HD, BH):
         # W1 rows j..j+BH as a [CP, BH] operand, W2 columns j..j+BH as [BH, CP] (both K-contiguous)
         w1t = tl.load(w1_ptr + (j + hid)[None, :] * C + cols[:, None], mask=cmask[:, None], other=0.0)
-        s = tl.dot(h, w1t) + tl.load(b1_ptr + j + hid)[None, :]
-        p = _act(s, ACT)
+        s = tl.dot(h, w1t)
+        if FP8:
+            s = s * s_deq1
+        p = _act(s + tl.load(b1_ptr + j + hid)[None, :], ACT)
+        if FP8:
+            p = _q8(p.to(tl.float32), s_in2)
         w2t = tl.load(w2_ptr + cols[None, :] * HD + (j + hid)[:, None], mask=cmask[None, :], other=0.0)
         acc = tl.dot(p, w2t, acc)
+    if FP8:
+        acc = acc * s_deq2
     b2 = tl.load(b2_ptr + cols, mask=cmask, other=0.0)
     # x is read again rather than kept live across the loop (it would hold BM x CP FP32 registers)
     res = tl.load(x_ptr + offs, mask=m2, other=0.0).to(tl.float32)
@@ -94,11 +115,13 @@ def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr
 
 
 @triton.jit
-def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps,
-                            C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr,
-                            BH: tl.constexpr, ACT: tl.constexpr):
+def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps, s_in1, s_deq1, s_in2,
+                            s_deq2, C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, HD: tl.constexpr,
+                            BM: tl.constexpr, BH: tl.constexpr, ACT: tl.constexpr, FP8: tl.constexpr):
     """_fused_mlp_kernel for C = C0 + C1 (both powers of two): the row tile, the FC1 K and the FC2 N each in two
-    column blocks, so no padded column is computed."""
+    column blocks, so no padded column is computed. FP8: FP8 weights and FC inputs (an FP8 engine's MLP): the
+    LayerNorm output quantized with s_in1 and the activated hidden with s_in2, each GEMM's FP32 sum times s_deq
+    (input scale x per-tensor weight scale)."""
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BM + tl.arange(0, BM)
     c0 = tl.arange(0, C0)
@@ -112,8 +135,14 @@ def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, 
     d0 = x0 - mean[:, None]
     d1 = x1 - mean[:, None]
     rstd = tl.rsqrt((tl.sum(d0 * d0, axis=1) + tl.sum(d1 * d1, axis=1)) / C + eps)
-    h0 = (d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]).to(tl.float16)
-    h1 = (d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]).to(tl.float16)
+    h0 = d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]
+    h1 = d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]
+    if FP8:
+        h0 = _q8(h0, s_in1)
+        h1 = _q8(h1, s_in1)
+    else:
+        h0 = h0.to(tl.float16)
+        h1 = h1.to(tl.float16)
 
     hid = tl.arange(0, BH)
     acc0 = tl.zeros((BM, C0), dtype=tl.float32)
@@ -121,11 +150,18 @@ def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, 
     for j in range(0, HD, BH):
         w1r = w1_ptr + (j + hid)[None, :] * C
         s = tl.dot(h0, tl.load(w1r + c0[:, None]))
-        s = tl.dot(h1, tl.load(w1r + c1[:, None]), s) + tl.load(b1_ptr + j + hid)[None, :]
-        p = _act(s, ACT)
+        s = tl.dot(h1, tl.load(w1r + c1[:, None]), s)
+        if FP8:
+            s = s * s_deq1
+        p = _act(s + tl.load(b1_ptr + j + hid)[None, :], ACT)
+        if FP8:
+            p = _q8(p.to(tl.float32), s_in2)
         w2c = w2_ptr + (j + hid)[:, None]
         acc0 = tl.dot(p, tl.load(w2c + c0[None, :] * HD), acc0)
         acc1 = tl.dot(p, tl.load(w2c + c1[None, :] * HD), acc1)
+    if FP8:
+        acc0 = acc0 * s_deq2
+        acc1 = acc1 * s_deq2
     res0 = tl.load(x_ptr + offs0, mask=rm, other=0.0).to(tl.float32)
     res1 = tl.load(x_ptr + offs1, mask=rm, other=0.0).to(tl.float32)
     tl.store(x_ptr + offs0, (acc0 + tl.load(b2_ptr + c0)[None, :] + res0).to(tl.float16), mask=rm)
@@ -142,10 +178,16 @@ def default_config(C: int) -> tuple[int, int, int, int]:
 
 def fused_mlp_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w1: torch.Tensor,
                       b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, act: str = "gelu_erf",
-                      config: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+                      config: tuple[int, int, int, int] | None = None,
+                      fp8_scales: tuple[float, float, float, float] | None = None) -> torch.Tensor:
     """x [M, C] fp16 += the MLP half, in place; returns x. gamma, beta, b1, b2 FP32; w1 [Hd, C], w2 [C, Hd] fp16.
-    config = (block_m, block_h, num_warps, num_stages), default per C (DEFAULT_CONFIGS)."""
-    check_inputs(x, gamma, beta, w1, b1, w2, b2, act)  # the CUDA op's contract (shapes, dtypes, one device)
+    config = (block_m, block_h, num_warps, num_stages), default per C (DEFAULT_CONFIGS).
+    fp8_scales = (in_scale1, w_scale1, in_scale2, w_scale2): an FP8 MLP (reference.fused_mlp_fp8_ref), w1 and w2
+    float8_e4m3fn with per-tensor scales, the FC1 / FC2 inputs quantized with in_scale1 / in_scale2 (tanh GELU)."""
+    if fp8_scales is not None:
+        check_fp8_inputs(x, gamma, beta, w1, b1, w2, b2, act, fp8_scales)
+    else:
+        check_inputs(x, gamma, beta, w1, b1, w2, b2, act)  # the CUDA op's contract (shapes, dtypes, one device)
     M, C = x.shape
     Hd = w1.shape[0]
     if C > MAX_C:
@@ -164,10 +206,15 @@ def fused_mlp_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, 
     grid = (triton.cdiv(M, bm),)
     a = 0 if act == "gelu_erf" else 2 if os.environ.get("TRITON_INTERPRET") == "1" else 1
     c0 = _next_pow2(C) // 2
-    if C & (C - 1) and C - c0 >= 16 and not (C - c0) & (C - c0 - 1):
-        _fused_mlp_split_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, C=C, C0=c0, C1=C - c0, HD=Hd, BM=bm,
-                                      BH=bh, ACT=a, num_warps=warps, num_stages=stages)
+    s_in1, w_s1, s_in2, w_s2 = fp8_scales or (1.0, 1.0, 1.0, 1.0)
+    fp8 = fp8_scales is not None
+    # FP8 dots take K in multiples of 32: a second column block of 16 (C = 16 * odd) runs padded
+    if C & (C - 1) and C - c0 >= (32 if fp8 else 16) and not (C - c0) & (C - c0 - 1):
+        _fused_mlp_split_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, s_in1, s_in1 * w_s1, s_in2,
+                                      s_in2 * w_s2, C=C, C0=c0, C1=C - c0, HD=Hd, BM=bm, BH=bh, ACT=a,
+                                      FP8=fp8, num_warps=warps, num_stages=stages)
     else:
-        _fused_mlp_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, C=C, CP=_next_pow2(C), HD=Hd, BM=bm, BH=bh,
-                                ACT=a, num_warps=warps, num_stages=stages)
+        _fused_mlp_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, s_in1, s_in1 * w_s1, s_in2, s_in2 * w_s2,
+                                C=C, CP=_next_pow2(C), HD=Hd, BM=bm, BH=bh, ACT=a, FP8=fp8, num_warps=warps,
+                                num_stages=stages)
     return x
