@@ -81,7 +81,7 @@ def patch_embed_triton(*args, **kw):
 
 
 def classifier_head_triton(*args):
-    """The Triton tail (final LayerNorm + pool + FP32 head), imported on first use (as fused_mlp_triton_)."""
+    """The tail (final LayerNorm + pool in Triton, FP32 head), imported on first use (as fused_mlp_triton_)."""
     from trt_swin.plugins.classifier_head.triton_head import classifier_head_triton as op
 
     return op(*args)
@@ -166,8 +166,9 @@ class NativeEngine:
         self.triton_stem = ("triton" in (self.mlp_kernel, self.attention_kernel) and pe["mode"] == "fp16"
                             and bool(pe["bias"]))
         head = self.plan["head"]
-        # Likewise the tail: final LayerNorm + pool + head in two Triton kernels (plugins/classifier_head) instead of
-        # four launches with cuBLAS's FP32 SIMT GEMM, for an FP32 head (keep_fp32, the default) without quantization.
+        # Likewise the tail: the final LayerNorm + average pool as one Triton kernel (plugins/classifier_head) instead
+        # of a LayerNorm pass writing fp16 and a mean kernel; the head stays cuBLAS's FP32 GEMM. For an FP32 head
+        # (keep_fp32, the default) without quantization.
         self.triton_head = ("triton" in (self.mlp_kernel, self.attention_kernel) and bool(self.plan.get("norm"))
                             and (head is None or (head["mode"] == "fp32" and head["act"] == "none"
                                                   and head["out_scale"] is None and head["K"] == head["K_orig"])))
@@ -354,8 +355,9 @@ class NativeEngine:
                                  **self._quant_out(proj_g))  # B*nW*N, C
         y = self._gemm(a, proj_g)  # B*nW*N, C
         y_scale = proj_g["out_scale"] if y.dtype == torch.int8 else 1.0
-        # Same path at every batch size, so an image's logits do not depend on the batch it came in (the fused MLP
-        # costs a little at batch 1 on the H100: Swin-T erf GELU 0.540 ms with it vs 0.506 ms without).
+        # Blocks within fused_mlp_max_c take the fused MLP at every batch size (at batch 1 it costs a little on the
+        # H100: Swin-T erf GELU 0.540 ms with it vs 0.506 ms without); only the large-grid rule above depends on the
+        # batch, so an image's logits can differ by FP16 rounding between batch buckets below and above it.
         if fused_mlp:
             window_reverse_(y, x, None, ws, ss, y_scale)  # x += attention branch (in place)
             return self._fused_mlp(x, blk)
