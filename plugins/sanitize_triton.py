@@ -1,7 +1,8 @@
 """Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP (FP16 and FP8),
-the fused attention half (head outputs accumulated per head, and staged), the window attention (FP16 and FP8
-output), the patch embedding and the classifier tail's pool, each on a few small shapes with ragged edges (partial row tiles, padded
-maps, partial patch blocks, a partial chunk of tokens), checked against its reference; exits non-zero on a mismatch.
+the fused attention half (head outputs accumulated per head, and staged; FP16 and FP8), the window attention (FP16
+and FP8 output), the patch embedding and the classifier tail's pool, each on a few small shapes with ragged edges
+(partial row tiles, padded maps, partial patch blocks, a partial chunk of tokens), checked against its reference;
+exits non-zero on a mismatch.
 
     compute-sanitizer --tool memcheck python -m trt_swin.plugins.sanitize_triton
 """
@@ -68,6 +69,16 @@ def main() -> int:
                                           32 ** -0.5, config=config).float() - x.float()
             bad += _report(f"fused_attention_triton {B}x{H}x{W} C={C} ws={ws} shift={shift} config={config}",
                            _rel(out, ref), out, 5e-3)
+        wsq, wsp = wq.float().abs().max().item() / 448, wp.float().abs().max().item() / 448
+        wq8, wp8, sc = quantize_fp8(wq.float(), wsq), quantize_fp8(wp.float(), wsp), (4 / 448, wsq, 2 / 448, wsp)
+        ref8 = fused_attention_ref(x, g, b, 1e-5, wq8, bq, bias, wp8, bp, ws, shift, 32 ** -0.5,
+                                   fp8_scales=sc) - x.float()
+        for config in ((4, 2, False, 0), (4, 2, True, 0)):
+            x0 = x.clone()
+            out = fused_attention_triton_(x0, g, b, 1e-5, wq8, bq, pad_bias(bias).half(), wp8, bp, ws, shift,
+                                          32 ** -0.5, config=config, fp8_scales=sc).float() - x.float()
+            bad += _report(f"fused_attention_triton fp8 {B}x{H}x{W} C={C} config={config}", _rel(out, ref8), out,
+                           2e-2)
     for B, H, C, ws, shift in ((2, 14, 192, 7, 3), (1, 7, 768, 7, 0), (1, 10, 96, 5, 2)):  # window attention
         nH, N = C // 32, ws * ws
         nW = (-(-H // ws)) ** 2

@@ -17,7 +17,8 @@ Blocks with C <= fused_attention_max_c (FP16 QKV and proj, head_dim 32, windows 
 the whole attention half in one kernel per window (fused_attention_, or its Triton version: q, k, v and the head
 outputs stay on chip), then the MLP half: with the fused MLP too, 2 launches per block.
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue;
-blocks with C <= fused_mlp_max_c run the Triton fused MLP's FP8 form where the Triton kernels run.
+where the Triton kernels run, blocks with C <= fused_mlp_max_c / fused_attention_max_c run the Triton fused MLP's /
+fused attention's FP8 forms.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
 multiple of 8) + LN; in an engine that runs Triton kernels, one kernel (plugins/patch_embed) on the caller's images
 ahead of the CUDA graph. Residual stream: float16 [B, H, W, C].
@@ -210,19 +211,22 @@ class NativeEngine:
                 if blk["fc1"]["mode"] == "fp8" and blk["fc2"]["mode"] == "fp8":
                     self.t[blk["fc1"]["name"] + ":out_inv"] = scalar(1.0 / blk["fc2"]["in_scale"])
                 fusable = self._attention_fusable(blk, self.fused_attention_max_c)
-                if fusable or self._attention_fusable(blk, self.wide_fusion[0]):  # the Triton kernel reads a float16
-                    bias64 = pad_bias(self.t[blk["rel_bias"]])                  # table (half the bytes)
+                wide = blk["qkv"]["mode"] == "fp16" and self._attention_fusable(blk, self.wide_fusion[0])
+                if fusable or wide:  # the Triton kernel reads a float16 table (half the bytes)
+                    bias64 = pad_bias(self.t[blk["rel_bias"]])
                     self.t[blk["rel_bias"] + ":64"] = bias64.half() if self.attention_kernel == "triton" else bias64
                 if not fusable and self._triton_window_attention_ok(blk):  # wide blocks take it on small grids
                     self.t[blk["rel_bias"] + ":w64"] = pad_bias(self.t[blk["rel_bias"]]).half()
 
     def _attention_fusable(self, blk: dict[str, Any], max_c: int) -> bool:
-        """Whether the block's attention half can run as fused_attention_: FP16 QKV and proj without output
-        quantization, head_dim 32, windows of <= 64 tokens, C within max_c, and the engine's mask being the one the
-        kernel derives (timm's)."""
+        """Whether the block's attention half can run as fused_attention_: FP16 QKV and proj (or FP8 ones, with the
+        Triton kernel's FP8 form) without output quantization, head_dim 32, windows of <= 64 tokens, C within max_c,
+        and the engine's mask being the one the kernel derives (timm's)."""
         qkv_g, proj_g = blk["qkv"], blk["proj"]
+        modes_ok = (qkv_g["mode"] == proj_g["mode"] == "fp16"
+                    or (qkv_g["mode"] == proj_g["mode"] == "fp8" and self.attention_kernel == "triton"))
         if not (blk["C"] <= min(max_c, FUSED_ATTENTION_MAX_C) and blk["hd"] == 32
-                and blk["ws"] <= 8 and qkv_g["mode"] == proj_g["mode"] == "fp16"
+                and blk["ws"] <= 8 and modes_ok
                 and qkv_g["out_scale"] is None and proj_g["out_scale"] is None
                 and qkv_g["N"] == 3 * blk["C"] and qkv_g["K"] == blk["C"] and proj_g["N"] == proj_g["K"] == blk["C"]):
             return False
@@ -334,10 +338,15 @@ class NativeEngine:
         fused_mlp = ((C <= self.fused_mlp_max_c or wide) and fc1_g["mode"] == fc2_g["mode"] == "fp16"
                      or self._fp8_mlp_fusable(blk))
         if blk["rel_bias"] + ":64" in t and (C <= self.fused_attention_max_c or wide):  # _attention_fusable at load
-            op = fused_attention_triton_ if self.attention_kernel == "triton" else fused_attention_
-            op(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
-               t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss,
-               blk["attn_scale"])  # x += attention branch (in place)
+            args = (x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
+                    t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss, blk["attn_scale"])
+            if qkv_g["mode"] == "fp8":  # the Triton kernel's FP8 form
+                fused_attention_triton_(*args, None, (qkv_g["in_scale"], qkv_g["w_scale_value"], proj_g["in_scale"],
+                                                      proj_g["w_scale_value"]))
+            elif self.attention_kernel == "triton":
+                fused_attention_triton_(*args)  # x += attention branch (in place)
+            else:
+                fused_attention_(*args)
             if fused_mlp:
                 return self._fused_mlp(x, blk)
             h = ln_shift_partition(x, t[n2["gamma"]], t[n2["beta"]], n2["eps"], 1, 0, **self._quant_out(fc1_g))

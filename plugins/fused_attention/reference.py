@@ -53,9 +53,11 @@ def pad_bias(bias: torch.Tensor) -> torch.Tensor:
 
 def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w_qkv: torch.Tensor, b_qkv: torch.Tensor,
                  bias64: torch.Tensor, w_proj: torch.Tensor, b_proj: torch.Tensor, window_size: int,
-                 shift: int, bias_dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> None:
+                 shift: int, bias_dtypes: tuple[torch.dtype, ...] = (torch.float32,),
+                 weight_dtype: torch.dtype = torch.float16) -> None:
     """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks).
-    bias_dtypes: what bias64 may be (the Triton kernel also reads float16)."""
+    bias_dtypes: what bias64 may be (the Triton kernel also reads float16); weight_dtype: float8_e4m3fn for the
+    Triton kernel's FP8 form."""
     if x.dim() != 4:
         raise ValueError(f"fused_attention_: x must be [B, H, W, C], got shape {tuple(x.shape)}")
     C = x.shape[3]
@@ -71,7 +73,7 @@ def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w_qkv
                            ("w_proj", w_proj, (C, C)), ("b_proj", b_proj, (C,))):
         if tuple(t.shape) != shape:
             raise ValueError(f"fused_attention_: {name} must be {list(shape)}, got shape {tuple(t.shape)}")
-    for name, t, dtype in (("x", x, torch.float16), ("w_qkv", w_qkv, torch.float16), ("w_proj", w_proj, torch.float16),
+    for name, t, dtype in (("x", x, torch.float16), ("w_qkv", w_qkv, weight_dtype), ("w_proj", w_proj, weight_dtype),
                            ("gamma", gamma, torch.float32), ("beta", beta, torch.float32),
                            ("b_qkv", b_qkv, torch.float32), ("b_proj", b_proj, torch.float32)):
         if t.dtype != dtype:
@@ -87,7 +89,8 @@ def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w_qkv
 
 def fused_attention_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w_qkv: torch.Tensor,
                         b_qkv: torch.Tensor, bias: torch.Tensor, w_proj: torch.Tensor, b_proj: torch.Tensor,
-                        window_size: int, shift: int, scale: float, round_to_fp16: bool = True) -> torch.Tensor:
+                        window_size: int, shift: int, scale: float, round_to_fp16: bool = True,
+                        fp8_scales: tuple[float, float, float, float] | None = None) -> torch.Tensor:
     """The op's result, out of place, in FP32.
 
     Args:
@@ -97,6 +100,9 @@ def fused_attention_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor
         bias: [nH, N, N] relative-position bias, or the kernel's padded [nH, 64, 64] (`pad_bias`).
         window_size, shift: ws and ss of the block; scale multiplies q k^T.
         round_to_fp16: round where an FP16 engine stores (see the module docstring); False: plain FP32 math.
+        fp8_scales: (qkv in_scale, qkv w_scale, proj in_scale, proj w_scale) for the FP8 form (an FP8 engine's
+            attention half): float8_e4m3fn weights with per-tensor scales; the LayerNorm output (FP32) quantized to
+            FP8 for the QKV GEMM, the fp16 head outputs quantized for the proj GEMM (`quantize_fp8`).
 
     Returns:
         [B, H, W, C] float32: x + the block's attention branch, before the final rounding to float16.
@@ -107,14 +113,25 @@ def fused_attention_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor
     if bias.shape[-1] == KEYS and N != KEYS:
         bias = bias[:, :N, :N]
     rnd = (lambda t: t.half().float()) if round_to_fp16 else (lambda t: t)
-    tok = rnd(ln_shift_partition_ref(x, gamma, beta, eps, window_size, shift))  # B*nW*N, C
-    qkv = rnd(F.linear(tok, w_qkv.float(), b_qkv.float()))
+    tok = ln_shift_partition_ref(x, gamma, beta, eps, window_size, shift)  # B*nW*N, C
+    wq, wp = w_qkv.float(), w_proj.float()
+    if fp8_scales is not None:
+        from ..epilogue.reference import quantize_fp8
+
+        s_qkv, ws_qkv, s_proj, ws_proj = (float(v) for v in fp8_scales)
+        tok = quantize_fp8(tok, s_qkv).float() * s_qkv
+        wq, wp = wq * ws_qkv, wp * ws_proj
+    else:
+        tok = rnd(tok)
+    qkv = rnd(F.linear(tok, wq, b_qkv.float()))
     q, k, v = qkv.view(-1, N, 3, nH, HEAD_DIM).permute(2, 0, 3, 1, 4).unbind(0)  # nWin, nH, N, hd
     logits = (q * scale) @ k.transpose(-2, -1) + bias.float().to(x.device)  # nWin, nH, N, N
     mask = swin_shift_mask(H, W, window_size, shift)
     if mask is not None:
         logits = (logits.view(-1, mask.shape[0], nH, N, N) + mask.to(x.device)[None, :, None]).view_as(logits)
     a = rnd((logits.softmax(-1) @ v).transpose(1, 2).reshape(-1, C))  # nWin*N, C
-    y = rnd(F.linear(a, w_proj.float(), b_proj.float()))
+    if fp8_scales is not None:
+        a = quantize_fp8(a, s_proj).float() * s_proj
+    y = rnd(F.linear(a, wp, b_proj.float()))
     out, _ = window_reverse_ref(y, x, None, window_size, shift)
     return out

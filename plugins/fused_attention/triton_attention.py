@@ -65,10 +65,16 @@ def _wt(w_ptr, row0, C: tl.constexpr, cols, d):
 
 
 @triton.jit
+def _q8(v, scale):
+    """FP32 v -> float8 e4m3 of v / scale, saturated to +-448, rounded to nearest even (quantize_fp8's rule)."""
+    return tl.minimum(tl.maximum(v / scale, -448.0), 448.0).to(tl.float8e4nv)
+
+
+@triton.jit
 def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias_ptr, wp_ptr, bp_ptr, stage_ptr,
-                            H, W, nWh, nWw, shift, eps, scale,
+                            H, W, nWh, nWw, shift, eps, scale, s_qkv, s_qkv_deq, s_proj, s_proj_deq,
                             C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, NH: tl.constexpr,
-                            WS: tl.constexpr, NP: tl.constexpr, STAGED: tl.constexpr):
+                            WS: tl.constexpr, NP: tl.constexpr, STAGED: tl.constexpr, FP8: tl.constexpr):
     HD: tl.constexpr = 32
     LOG2E: tl.constexpr = 1.4426950408889634
     win = tl.program_id(0)
@@ -99,10 +105,18 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
         s2 += tl.sum(d1 * d1, axis=1)
     rstd = tl.rsqrt(s2 / C + eps)
     h0 = d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]
-    h0 = tl.where(rm, h0, 0.0).to(tl.float16)
+    h0 = tl.where(rm, h0, 0.0)
+    if FP8:  # the QKV GEMM's input, quantized from FP32
+        h0 = _q8(h0, s_qkv)
+    else:
+        h0 = h0.to(tl.float16)
     if C1 > 0:
         h1 = d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]
-        h1 = tl.where(rm, h1, 0.0).to(tl.float16)
+        h1 = tl.where(rm, h1, 0.0)
+        if FP8:
+            h1 = _q8(h1, s_qkv)
+        else:
+            h1 = h1.to(tl.float16)
 
     # ---- shift mask: -100 between tokens of different regions (shifted blocks only) ----
     rid = shift_regions(y, xx, nWh, nWw, WS, shift)
@@ -124,6 +138,8 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
             q = tl.dot(h1, _wt(wqkv_ptr, hq, C, c1, d), q)
             k = tl.dot(h1, _wt(wqkv_ptr, C + hq, C, c1, d), k)
             v = tl.dot(h1, _wt(wqkv_ptr, 2 * C + hq, C, c1, d), v)
+        if FP8:
+            q, k, v = q * s_qkv_deq, k * s_qkv_deq, v * s_qkv_deq
         q = (q + tl.load(bqkv_ptr + hq + d)[None, :]).to(tl.float16)
         k = (k + tl.load(bqkv_ptr + C + hq + d)[None, :]).to(tl.float16)
         v = (v + tl.load(bqkv_ptr + 2 * C + hq + d)[None, :]).to(tl.float16)
@@ -134,6 +150,8 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
         m = tl.max(s, axis=1)
         p = tl.exp2((s - m[:, None]) * LOG2E)
         o = (tl.dot(p.to(tl.float16), v) / tl.sum(p, axis=1)[:, None]).to(tl.float16)
+        if FP8:  # the proj GEMM's input (the fp16 head output, quantized)
+            o = _q8(o.to(tl.float32), s_proj)
         if STAGED:
             tl.store(stage_rows + hq + d[None, :], o)
         else:  # this head's share of proj: o [NP, HD] @ W_proj[:, hq:hq+HD]^T
@@ -151,6 +169,10 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
             acc1 = tl.dot(o1, tl.load(wp_ptr + c1[None, :] * C + c1[:, None]), acc1)
 
     # ---- epilogue: fp16(proj + b_proj), + x once in FP32 (x re-read: not kept live across the head loop) ----
+    if FP8:
+        acc0 = acc0 * s_proj_deq
+        if C1 > 0:
+            acc1 = acc1 * s_proj_deq
     y0 = (acc0 + tl.load(bp_ptr + c0)[None, :]).to(tl.float16).to(tl.float32)
     offs0 = src[:, None] * C + c0[None, :]
     y0 += tl.load(x_ptr + offs0, mask=rm, other=0.0).to(tl.float32)
@@ -184,13 +206,21 @@ def default_config(C: int, windows: int | None = None, sms: int | None = None) -
 def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w_qkv: torch.Tensor,
                             b_qkv: torch.Tensor, bias64: torch.Tensor, w_proj: torch.Tensor, b_proj: torch.Tensor,
                             window_size: int, shift: int, scale: float,
-                            config: tuple[int, ...] | None = None) -> torch.Tensor:
+                            config: tuple[int, ...] | None = None,
+                            fp8_scales: tuple[float, float, float, float] | None = None) -> torch.Tensor:
     """x [B, H, W, C] fp16 += the block's attention branch, in place; returns x. Arguments as `fused_attention_`
     (op.py), except that bias64 may also be float16 (half the bytes each program reads; 1.10x at C 96, batch 128 on
     the H100). config = (num_warps, num_stages[, staged[, maxnreg]]), default `default_config`; staged
-    allocates a [windows, 64, C] float16 staging buffer per call."""
+    allocates a [windows, 64, C] float16 staging buffer per call (float8 in the FP8 form).
+    fp8_scales = (qkv in_scale, qkv w_scale, proj in_scale, proj w_scale): the FP8 form (an FP8 engine's attention
+    half, reference `fused_attention_ref(..., fp8_scales=)`): w_qkv and w_proj float8_e4m3fn with per-tensor scales,
+    the QKV and proj GEMMs on FP8 inputs, the attention itself in FP16 / FP32 as the FP16 form."""
     check_inputs(x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, window_size, shift,
-                 bias_dtypes=(torch.float32, torch.float16))  # the CUDA op's contract
+                 bias_dtypes=(torch.float32, torch.float16),
+                 weight_dtype=torch.float16 if fp8_scales is None else torch.float8_e4m3fn)  # the CUDA op's contract
+    if fp8_scales is not None and (len(fp8_scales) != 4 or not all(float(v) > 0 for v in fp8_scales)):
+        raise ValueError(f"fused_attention_triton_: fp8_scales must be four positive numbers (qkv in_scale, qkv "
+                         f"w_scale, proj in_scale, proj w_scale), got {fp8_scales}")
     if not x.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
         raise ValueError("fused_attention_triton_: x must be a CUDA tensor (the Triton kernel has no CPU path; "
                          "fused_attention_ has)")
@@ -211,9 +241,13 @@ def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     assert np_rows <= KEYS
     w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64 = (
         t.contiguous() for t in (w_qkv, w_proj, gamma, beta, b_qkv, b_proj, bias64))
-    stage = torch.empty((windows, np_rows, C), dtype=torch.float16, device=x.device) if staged else x
+    fp8 = fp8_scales is not None
+    stage = torch.empty((windows, np_rows, C), dtype=torch.float8_e4m3fn if fp8 else torch.float16,
+                        device=x.device) if staged else x
+    s_qkv, ws_qkv, s_proj, ws_proj = (float(v) for v in (fp8_scales or (1.0, 1.0, 1.0, 1.0)))
     _fused_attention_kernel[(windows,)](
         x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, stage, H, W, nWh, nWw, shift, eps, scale,
-        C=C, C0=c0, C1=c1, NH=C // HEAD_DIM, WS=ws, NP=np_rows, STAGED=bool(staged), num_warps=warps,
+        s_qkv, s_qkv * ws_qkv, s_proj, s_proj * ws_proj,
+        C=C, C0=c0, C1=c1, NH=C // HEAD_DIM, WS=ws, NP=np_rows, STAGED=bool(staged), FP8=fp8, num_warps=warps,
         num_stages=stages, **({"maxnreg": maxnreg} if maxnreg else {}))
     return x
