@@ -13,6 +13,7 @@ import json
 
 import torch
 
+from trt_swin.cli.args import print_table
 from trt_swin.plugins.bench_utils import start_cuda_bench, time_ms
 
 from .triton_head import classifier_head_triton
@@ -59,12 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
-    print(f"\nclassifier tail on {out['device']}, {CLASSES} classes\n")
-    print("| model | batch | C | tokens | triton ms | unfused ms | speedup | rel err (LN output rounding) |")
-    print("|---" * 8 + "|")
-    for r in rows:
-        print(f"| {r['model']} | {r['batch']} | {r['C']} | {r['tokens']} | {r['triton_ms']:.4f} | "
-              f"{r['unfused_ms']:.4f} | {r['speedup']:.2f}x | {r['rel_l2_vs_unfused']:.1e} |")
+    print(f"\nclassifier tail on {out['device']}, {CLASSES} classes (rel_l2_vs_unfused: the LN output rounding)\n")
+    print_table(rows, floatfmt=".4g")
     return 0
 
 

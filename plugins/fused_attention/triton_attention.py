@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 
 from .reference import HEAD_DIM, KEYS, check_inputs
+from ..triton_utils import quantize_e4m3
 
 # (num_warps, num_stages, staged, maxnreg) per C, the fastest measured on the H100 at batch 128 with a float16 bias
 # table (BENCHMARKS.md, sessions 6 and 7): staged = the head outputs go through a global staging buffer and the
@@ -65,12 +66,6 @@ def _wt(w_ptr, row0, C: tl.constexpr, cols, d):
 
 
 @triton.jit
-def _q8(v, scale):
-    """FP32 v -> float8 e4m3 of v / scale, saturated to +-448, rounded to nearest even (quantize_fp8's rule)."""
-    return tl.minimum(tl.maximum(v / scale, -448.0), 448.0).to(tl.float8e4nv)
-
-
-@triton.jit
 def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias_ptr, wp_ptr, bp_ptr, stage_ptr,
                             H, W, nWh, nWw, shift, eps, scale, s_qkv, s_qkv_deq, s_proj, s_proj_deq,
                             C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, NH: tl.constexpr,
@@ -107,14 +102,14 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
     h0 = d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]
     h0 = tl.where(rm, h0, 0.0)
     if FP8:  # the QKV GEMM's input, quantized from FP32
-        h0 = _q8(h0, s_qkv)
+        h0 = quantize_e4m3(h0, s_qkv)
     else:
         h0 = h0.to(tl.float16)
     if C1 > 0:
         h1 = d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]
         h1 = tl.where(rm, h1, 0.0)
         if FP8:
-            h1 = _q8(h1, s_qkv)
+            h1 = quantize_e4m3(h1, s_qkv)
         else:
             h1 = h1.to(tl.float16)
 
@@ -151,7 +146,7 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
         p = tl.exp2((s - m[:, None]) * LOG2E)
         o = (tl.dot(p.to(tl.float16), v) / tl.sum(p, axis=1)[:, None]).to(tl.float16)
         if FP8:  # the proj GEMM's input (the fp16 head output, quantized)
-            o = _q8(o.to(tl.float32), s_proj)
+            o = quantize_e4m3(o.to(tl.float32), s_proj)
         if STAGED:
             tl.store(stage_rows + hq + d[None, :], o)
         else:  # this head's share of proj: o [NP, HD] @ W_proj[:, hq:hq+HD]^T

@@ -23,6 +23,7 @@ import triton
 import triton.language as tl
 
 from .reference import TRITON_MAX_C, check_fp8_inputs, check_inputs
+from ..triton_utils import quantize_e4m3
 
 # (block_m, block_h, num_warps, num_stages) per C: the fastest of 17 configs on the H100 at batch 128 (BENCHMARKS.md,
 # session 5; 64 x 64, 4 warps, 3 stages is within 5 % at C = 128 and 23 % slower at C = 96 / 192). Other C take the
@@ -63,12 +64,6 @@ def _act(v, ACT: tl.constexpr):
 
 
 @triton.jit
-def _q8(v, scale):
-    """FP32 v -> float8 e4m3 of v / scale, saturated to +-448, rounded to nearest even (quantize_fp8's rule)."""
-    return tl.minimum(tl.maximum(v / scale, -448.0), 448.0).to(tl.float8e4nv)
-
-
-@triton.jit
 def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps, s_in1, s_deq1, s_in2,
                       s_deq2, C: tl.constexpr, CP: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr,
                       ACT: tl.constexpr, FP8: tl.constexpr):
@@ -89,7 +84,7 @@ def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr
     beta = tl.load(beta_ptr + cols, mask=cmask, other=0.0)
     h = xc * rstd[:, None] * gamma[None, :] + beta[None, :]
     if FP8:
-        h = _q8(h, s_in1)
+        h = quantize_e4m3(h, s_in1)
     else:
         h = h.to(tl.float16)
 
@@ -103,7 +98,7 @@ def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr
             s = s * s_deq1
         p = _act(s + tl.load(b1_ptr + j + hid)[None, :], ACT)
         if FP8:
-            p = _q8(p.to(tl.float32), s_in2)
+            p = quantize_e4m3(p.to(tl.float32), s_in2)
         w2t = tl.load(w2_ptr + cols[None, :] * HD + (j + hid)[:, None], mask=cmask[None, :], other=0.0)
         acc = tl.dot(p, w2t, acc)
     if FP8:
@@ -138,8 +133,8 @@ def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, 
     h0 = d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]
     h1 = d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]
     if FP8:
-        h0 = _q8(h0, s_in1)
-        h1 = _q8(h1, s_in1)
+        h0 = quantize_e4m3(h0, s_in1)
+        h1 = quantize_e4m3(h1, s_in1)
     else:
         h0 = h0.to(tl.float16)
         h1 = h1.to(tl.float16)
@@ -155,7 +150,7 @@ def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, 
             s = s * s_deq1
         p = _act(s + tl.load(b1_ptr + j + hid)[None, :], ACT)
         if FP8:
-            p = _q8(p.to(tl.float32), s_in2)
+            p = quantize_e4m3(p.to(tl.float32), s_in2)
         w2c = w2_ptr + (j + hid)[:, None]
         acc0 = tl.dot(p, tl.load(w2c + c0[None, :] * HD), acc0)
         acc1 = tl.dot(p, tl.load(w2c + c1[None, :] * HD), acc1)

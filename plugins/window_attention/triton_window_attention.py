@@ -20,6 +20,7 @@ import triton.language as tl
 
 from ..fused_attention.reference import KEYS, pad_bias
 from ..fused_attention.triton_attention import shift_regions
+from ..triton_utils import quantize_e4m3
 
 HEAD_DIM = 32
 
@@ -61,8 +62,7 @@ def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale,
         p = tl.exp2((s - m[:, None]) * LOG2E)
         o = tl.dot(p.to(tl.float16), v) / tl.sum(p, axis=1)[:, None]
         if OUT_FP8:  # the proj GEMM's FP8 input: (o / out_scale), saturated to +-448, rounded to nearest even
-            q = tl.minimum(tl.maximum(o / out_scale, -448.0), 448.0)  # saturate explicitly (no inf in E4M3)
-            tl.store(out_ptr + rows * C + col, q.to(tl.float8e4nv), mask=valid)
+            tl.store(out_ptr + rows * C + col, quantize_e4m3(o, out_scale), mask=valid)
         else:
             tl.store(out_ptr + rows * C + col, o.to(tl.float16), mask=valid)
 
