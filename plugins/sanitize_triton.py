@@ -16,7 +16,7 @@ from trt_swin.plugins.classifier_head.reference import classifier_head_ref
 from trt_swin.plugins.classifier_head.triton_head import classifier_head_triton
 from trt_swin.plugins.fused_attention.reference import fused_attention_ref, pad_bias, swin_shift_mask
 from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
-from trt_swin.plugins.epilogue.reference import quantize_fp8
+from trt_swin.plugins.epilogue.reference import quantize_fp8_per_tensor
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_fp8_ref, fused_mlp_ref
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
@@ -49,8 +49,8 @@ def main() -> int:
         x0 = x.clone()
         out = fused_mlp_triton_(x, g, b, 1e-5, w1, b1, w2, b2, "gelu_tanh").float() - x0.float()
         bad += _report(f"fused_mlp_triton M={M} C={C}", _rel(out, ref), out, 5e-3)
-        ws1, ws2 = w1.float().abs().max().item() / 448, w2.float().abs().max().item() / 448
-        w1q, w2q, sc = quantize_fp8(w1.float(), ws1), quantize_fp8(w2.float(), ws2), (4 / 448, ws1, 3 / 448, ws2)
+        (w1q, ws1), (w2q, ws2) = quantize_fp8_per_tensor(w1), quantize_fp8_per_tensor(w2)
+        sc = (4 / 448, ws1, 3 / 448, ws2)
         ref8 = fused_mlp_fp8_ref(x, g, b, 1e-5, w1q, b1, w2q, b2, sc) - x.float()
         x0 = x.clone()
         out = fused_mlp_triton_(x0, g, b, 1e-5, w1q, b1, w2q, b2, "gelu_tanh", fp8_scales=sc).float() - x.float()
@@ -69,8 +69,8 @@ def main() -> int:
                                           32 ** -0.5, config=config).float() - x.float()
             bad += _report(f"fused_attention_triton {B}x{H}x{W} C={C} ws={ws} shift={shift} config={config}",
                            _rel(out, ref), out, 5e-3)
-        wsq, wsp = wq.float().abs().max().item() / 448, wp.float().abs().max().item() / 448
-        wq8, wp8, sc = quantize_fp8(wq.float(), wsq), quantize_fp8(wp.float(), wsp), (4 / 448, wsq, 2 / 448, wsp)
+        (wq8, wsq), (wp8, wsp) = quantize_fp8_per_tensor(wq), quantize_fp8_per_tensor(wp)
+        sc = (4 / 448, wsq, 2 / 448, wsp)
         ref8 = fused_attention_ref(x, g, b, 1e-5, wq8, bq, bias, wp8, bp, ws, shift, 32 ** -0.5,
                                    fp8_scales=sc) - x.float()
         for config in ((4, 2, False, 0), (4, 2, True, 0)):

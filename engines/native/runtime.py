@@ -387,15 +387,14 @@ class NativeEngine:
         """x += the block's MLP half (LN2 + FC1 + GELU + FC2), in place, in one kernel (self.mlp_kernel's; FP8 MLPs
         the Triton kernel's FP8 form)."""
         t, n2, fc1_g, fc2_g = self.t, blk["norm2"], blk["fc1"], blk["fc2"]
-        if fc1_g["mode"] == "fp8":  # _fp8_mlp_fusable
-            return fused_mlp_triton_(x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"],
-                                     t[fc1_g["weight"]], t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],
-                                     "gelu_tanh", None, (fc1_g["in_scale"], fc1_g["w_scale_value"],
-                                                         fc2_g["in_scale"], fc2_g["w_scale_value"])).view(x.shape)
+        act = "gelu_tanh" if self.gelu == "tanh" else "gelu_erf"
+        args = (x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"], t[fc1_g["weight"]],
+                t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]], act)
+        if fc1_g["mode"] == "fp8":  # _fp8_mlp_fusable (tanh GELU)
+            scales = (fc1_g["in_scale"], fc1_g["w_scale_value"], fc2_g["in_scale"], fc2_g["w_scale_value"])
+            return fused_mlp_triton_(*args, None, scales).view(x.shape)
         op = fused_mlp_triton_ if self.mlp_kernel == "triton" and x.shape[-1] <= TRITON_MLP_MAX_C else fused_mlp_
-        return op(x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"], t[fc1_g["weight"]],
-                  t[fc1_g["bias"]], t[fc2_g["weight"]], t[fc2_g["bias"]],
-                  "gelu_tanh" if self.gelu == "tanh" else "gelu_erf").view(x.shape)
+        return op(*args).view(x.shape)
 
     def stem(self, images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Patch embedding (+ its LayerNorm) of images [B, Cin, H, W] on the engine's device -> the residual stream

@@ -14,6 +14,13 @@ import torch.nn.functional as F
 FP8_E4M3_MAX = 448.0
 
 
+def check_fp8_scales(op: str, scales, names: str) -> None:
+    """ValueError unless `scales` are four positive numbers: the (input scale, weight scale) pairs of a fused kernel's
+    two FP8 GEMMs, `names` spelling them out for the message."""
+    if len(scales) != 4 or not all(float(v) > 0 for v in scales):
+        raise ValueError(f"{op}: fp8 scales must be four positive numbers ({names}), got {scales}")
+
+
 def quantize_int8(v: torch.Tensor, scale: float) -> torch.Tensor:
     """sat(round_half_even(v / scale)) as int8, for any shape; v is computed in FP32. The INT8 output rule of every
     kernel (an IEEE division, then round half to even and saturation)."""
@@ -26,6 +33,13 @@ def quantize_fp8(v: torch.Tensor, scale: float) -> torch.Tensor:
     The FP8 output rule of the kernels (plugins/common/fp8.cuh: an IEEE division, then a saturating conversion).
     """
     return (v.float() / scale).clamp_(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(torch.float8_e4m3fn)
+
+
+def quantize_fp8_per_tensor(w: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(quantize_fp8(w, scale), scale) with the per-tensor amax scale amax(|w|) / 448: an FP8 weight as the test and
+    sanitizer drivers of the FP8 kernels make one."""
+    scale = w.float().abs().max().item() / FP8_E4M3_MAX
+    return quantize_fp8(w, scale), scale
 
 
 def epilogue_ref(

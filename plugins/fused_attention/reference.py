@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..epilogue.reference import quantize_fp8
 from ..ln_shift_partition.reference import ln_shift_partition_ref
 from ..window_reverse.reference import window_reverse_ref
 
@@ -116,8 +117,6 @@ def fused_attention_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor
     tok = ln_shift_partition_ref(x, gamma, beta, eps, window_size, shift)  # B*nW*N, C
     wq, wp = w_qkv.float(), w_proj.float()
     if fp8_scales is not None:
-        from ..epilogue.reference import quantize_fp8
-
         s_qkv, ws_qkv, s_proj, ws_proj = (float(v) for v in fp8_scales)
         tok = quantize_fp8(tok, s_qkv).float() * s_qkv
         wq, wp = wq * ws_qkv, wp * ws_proj

@@ -23,8 +23,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .reference import HEAD_DIM, KEYS, check_inputs
+from ..epilogue.reference import check_fp8_scales
 from ..triton_utils import quantize_e4m3
+from .reference import HEAD_DIM, KEYS, check_inputs
 
 # (num_warps, num_stages, staged, maxnreg) per C, the fastest measured on the H100 at batch 128 with a float16 bias
 # table (BENCHMARKS.md, sessions 6 and 7): staged = the head outputs go through a global staging buffer and the
@@ -213,9 +214,9 @@ def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     check_inputs(x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, window_size, shift,
                  bias_dtypes=(torch.float32, torch.float16),
                  weight_dtype=torch.float16 if fp8_scales is None else torch.float8_e4m3fn)  # the CUDA op's contract
-    if fp8_scales is not None and (len(fp8_scales) != 4 or not all(float(v) > 0 for v in fp8_scales)):
-        raise ValueError(f"fused_attention_triton_: fp8_scales must be four positive numbers (qkv in_scale, qkv "
-                         f"w_scale, proj in_scale, proj w_scale), got {fp8_scales}")
+    if fp8_scales is not None:
+        check_fp8_scales("fused_attention_triton_", fp8_scales,
+                         "qkv in_scale, qkv w_scale, proj in_scale, proj w_scale")
     if not x.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
         raise ValueError("fused_attention_triton_: x must be a CUDA tensor (the Triton kernel has no CPU path; "
                          "fused_attention_ has)")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..epilogue.reference import check_fp8_scales, quantize_fp8
+
 ACTS = ("gelu_erf", "gelu_tanh")
 MAX_C = 384
 # Widest C of the Triton kernel (triton_mlp.py): its FC2 accumulators live in registers (C = 256 at BM 128 / 8 warps
@@ -84,9 +86,7 @@ def check_fp8_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w
     check_inputs(x, gamma, beta, w1, b1, w2, b2, act, weight_dtype=torch.float8_e4m3fn)
     if act != "gelu_tanh":
         raise ValueError(f"fused_mlp_: the FP8 form takes gelu_tanh, got {act!r}")
-    if len(scales) != 4 or not all(float(v) > 0 for v in scales):
-        raise ValueError(f"fused_mlp_: fp8 scales must be four positive numbers (in_scale1, w_scale1, in_scale2, "
-                         f"w_scale2), got {scales}")
+    check_fp8_scales("fused_mlp_", scales, "in_scale1, w_scale1, in_scale2, w_scale2")
 
 
 def fused_mlp_fp8_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w1: torch.Tensor,
@@ -98,8 +98,6 @@ def fused_mlp_fp8_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, 
     LayerNorm output is quantized to FP8 with in_scale1 (`quantize_fp8`), FC1 runs on the dequantized operands + b1,
     tanh GELU, the hidden rounded to fp16 then quantized with in_scale2, FC2 likewise + b2 + x.
     """
-    from ..epilogue.reference import quantize_fp8
-
     s1, ws1, s2, ws2 = (float(v) for v in scales)
     xf = x.float()
     h = F.layer_norm(xf, (xf.shape[-1],), gamma.float(), beta.float(), eps)

@@ -307,11 +307,10 @@ def test_triton_kernel_contract():
 def _fp8(w_qkv, w_proj, s_qkv=4.0, s_proj=2.0):
     """FP8 weights (per-tensor amax scales) and the FP8 form's four scales: LayerNorm output |h| <~ 4, head outputs
     (convex combinations of v) <~ 2."""
-    from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8
+    from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8_per_tensor
 
-    ws_q, ws_p = (w.float().abs().max().item() / FP8_E4M3_MAX for w in (w_qkv, w_proj))
-    scales = (s_qkv / FP8_E4M3_MAX, ws_q, s_proj / FP8_E4M3_MAX, ws_p)
-    return quantize_fp8(w_qkv.float(), ws_q), quantize_fp8(w_proj.float(), ws_p), scales
+    (wq, ws_q), (wp, ws_p) = quantize_fp8_per_tensor(w_qkv), quantize_fp8_per_tensor(w_proj)
+    return wq, wp, (s_qkv / FP8_E4M3_MAX, ws_q, s_proj / FP8_E4M3_MAX, ws_p)
 
 
 # FP8 bound on the attention increment: the kernel and the reference quantize the same values, but the FP8 tensor
@@ -365,7 +364,7 @@ _INTERPRET_FP8 = """
 import torch
 from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
 from trt_swin.plugins.fused_attention.reference import fused_attention_ref, pad_bias
-from trt_swin.plugins.epilogue.reference import quantize_fp8
+from trt_swin.plugins.epilogue.reference import quantize_fp8_per_tensor
 torch.manual_seed(0)
 worst = 0.0
 for B, H, W, C, ws, shift, config in ((1, 9, 13, 64, 7, 3, (4, 1, False, 0)), (2, 14, 14, 96, 7, 3, (4, 1, True, 0))):
@@ -375,8 +374,8 @@ for B, H, W, C, ws, shift, config in ((1, 9, 13, 64, 7, 3, (4, 1, False, 0)), (2
     wq, bq = torch.randn(3 * C, C) * C ** -0.5, 0.2 * torch.randn(3 * C)
     wp, bp = torch.randn(C, C) * C ** -0.5, 0.2 * torch.randn(C)
     bias = 0.5 * torch.randn(nH, N, N)
-    wsq, wsp = wq.abs().max().item() / 448, wp.abs().max().item() / 448
-    wq, wp, sc = quantize_fp8(wq, wsq), quantize_fp8(wp, wsp), (4 / 448, wsq, 2 / 448, wsp)
+    (wq, wsq), (wp, wsp) = quantize_fp8_per_tensor(wq), quantize_fp8_per_tensor(wp)
+    sc = (4 / 448, wsq, 2 / 448, wsp)
     ref = fused_attention_ref(x, g, b, 1e-5, wq, bq, bias, wp, bp, ws, shift, 32 ** -0.5,
                               fp8_scales=sc).double() - x.double()
     out = fused_attention_triton_(x.clone(), g, b, 1e-5, wq, bq, pad_bias(bias).half(), wp, bp, ws, shift, 32 ** -0.5,

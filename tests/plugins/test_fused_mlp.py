@@ -273,12 +273,11 @@ def test_triton_kernel_contract():
 
 def _fp8_inputs(M: int, C: int, Hd: int, device, seed: int = 0):
     """_inputs with the weights quantized to FP8 (per-tensor amax scales) and the four scales of the FP8 form."""
-    from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8
+    from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8_per_tensor
 
     x, gamma, beta, w1, b1, w2, b2 = _inputs(M, C, Hd, "cpu", seed)
-    ws1, ws2 = (w.float().abs().max().item() / FP8_E4M3_MAX for w in (w1, w2))
+    (w1q, ws1), (w2q, ws2) = quantize_fp8_per_tensor(w1), quantize_fp8_per_tensor(w2)
     scales = (4.0 / FP8_E4M3_MAX, ws1, 3.0 / FP8_E4M3_MAX, ws2)  # LN output |h| <~ 4, GELU hidden <~ 3
-    w1q, w2q = quantize_fp8(w1.float(), ws1), quantize_fp8(w2.float(), ws2)
     return [t.to(device) for t in (x, gamma, beta, w1q, b1, w2q, b2)], scales
 
 
@@ -369,7 +368,7 @@ _INTERPRET_FP8 = """
 import torch
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_fp8_ref
-from trt_swin.plugins.epilogue.reference import quantize_fp8
+from trt_swin.plugins.epilogue.reference import quantize_fp8_per_tensor
 torch.manual_seed(0)
 worst = 0.0
 for M, C, cfg in ((70, 64, (64, 64, 4, 2)), (37, 96, (32, 32, 4, 2))):
@@ -378,8 +377,8 @@ for M, C, cfg in ((70, 64, (64, 64, 4, 2)), (37, 96, (32, 32, 4, 2))):
     g, b = 1 + 0.2 * torch.randn(C), 0.2 * torch.randn(C)
     w1, b1 = torch.randn(Hd, C) * C ** -0.5, 0.2 * torch.randn(Hd)
     w2, b2 = torch.randn(C, Hd) * Hd ** -0.5, 0.2 * torch.randn(C)
-    ws1, ws2 = w1.abs().max().item() / 448, w2.abs().max().item() / 448
-    w1, w2, sc = quantize_fp8(w1, ws1), quantize_fp8(w2, ws2), (4 / 448, ws1, 3 / 448, ws2)
+    (w1, ws1), (w2, ws2) = quantize_fp8_per_tensor(w1), quantize_fp8_per_tensor(w2)
+    sc = (4 / 448, ws1, 3 / 448, ws2)
     ref = fused_mlp_fp8_ref(x, g, b, 1e-5, w1, b1, w2, b2, sc).double() - x.double()
     out = fused_mlp_triton_(x.clone(), g, b, 1e-5, w1, b1, w2, b2, "gelu_tanh", config=cfg,
                             fp8_scales=sc).double() - x.double()
