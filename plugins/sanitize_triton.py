@@ -1,7 +1,8 @@
 """Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP (FP16 and FP8),
 the fused attention half (head outputs accumulated per head, and staged; FP16 and FP8), the window attention (FP16
-and FP8 output), the patch embedding and the classifier tail's pool, each on a few small shapes with ragged edges
-(partial row tiles, padded maps, partial patch blocks, a partial chunk of tokens), checked against its reference;
+and FP8 output), the patch embedding, the classifier tail's pool and the INT8 GEMM with its fused epilogue, each on a
+few small shapes with ragged edges (partial row tiles, padded maps, partial patch blocks, a partial chunk of tokens,
+partial GEMM tiles), checked against its reference;
 exits non-zero on a mismatch.
 
     compute-sanitizer --tool memcheck python -m trt_swin.plugins.sanitize_triton
@@ -19,6 +20,7 @@ from trt_swin.plugins.fused_attention.triton_attention import fused_attention_tr
 from trt_swin.plugins.epilogue.reference import quantize_fp8_per_tensor
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_fp8_ref, fused_mlp_ref
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
+from trt_swin.plugins.gemm.triton_int8 import gemm_int8_ref, gemm_int8_triton
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
 from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton
 from trt_swin.plugins.window_attention.reference import window_attention_reference
@@ -106,6 +108,17 @@ def main() -> int:
         out = classifier_head_triton(x, g, be, 1e-5, w, b)
         bad += _report(f"classifier_head_triton B={B} L={L} C={C} N={N}",
                        _rel(out, classifier_head_ref(x, g, be, 1e-5, w, b)), out, 1e-5)
+    int8_gemms = ((300, 96, 288, "none", False, 0.05, False), (129, 384, 96, "none", True, None, False),
+                  (70, 192, 768, "gelu", True, 0.04, True))  # INT8 GEMM: partial tiles; int8, fp16, QDQ outputs
+    for M, K, N, act, res, osc, qdq in int8_gemms:
+        a = torch.randint(-128, 128, (M, K), dtype=torch.int8, device=DEV)
+        w = torch.randint(-128, 128, (N, K), dtype=torch.int8, device=DEV)
+        cs, b = (torch.rand(N, device=DEV) + 0.1) * 0.1 / K, torch.randn(N, device=DEV)
+        r = torch.randn(M, N, device=DEV).half() if res else None
+        out = gemm_int8_triton(a, w, 0.02, cs, b, act, r, osc, qdq)
+        ref = gemm_int8_ref(a.cpu(), w.cpu(), 0.02, cs.cpu(), b.cpu(), act, None if r is None else r.cpu(), osc, qdq)
+        bad += _report(f"gemm_int8_triton M={M} K={K} N={N} {act} out={'int8' if out.dtype == torch.int8 else 'fp16'}",
+                       _rel(out.cpu().float(), ref.float()), out.float(), 1e-2)
     torch.cuda.synchronize()
     return 1 if bad else 0
 

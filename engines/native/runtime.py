@@ -1,6 +1,6 @@
 """The native engine runtime: our fused kernels + cuBLASLt GEMMs, replayed as CUDA graphs per batch bucket.
 
-Per Swin block (FP16, 7 launches; INT8 adds the dequantizing epilogues):
+Per Swin block (FP16, 7 launches; INT8 adds the dequantizing epilogues, except where the Triton INT8 GEMM fuses them):
   ln_shift_partition (norm1 + roll + pad + window partition)
   -> QKV GEMM (+bias, cuBLASLt epilogue; attention scale folded into q)
   -> window_attention (rel-pos bias + shift mask + softmax + PV; blocks with an FP16 QKV output in a Triton
@@ -66,6 +66,13 @@ def fused_attention_triton_(*args):
     return op(*args)
 
 
+def gemm_int8_triton(*args):
+    """The Triton INT8 GEMM with its epilogue fused, imported on first use (as fused_mlp_triton_)."""
+    from trt_swin.plugins.gemm.triton_int8 import gemm_int8_triton as op
+
+    return op(*args)
+
+
 def window_attention_triton_(*args, **kw):
     """The Triton window attention (unfused blocks with FP16 QKV outputs), imported on first use (as
     fused_mlp_triton_)."""
@@ -116,6 +123,11 @@ AUTO_FUSED_ATTENTION_MAX_C = {"cuda": 96, "triton": 128}
 # batch 64, 4.341 vs 4.362 at batch 128; slower at batch 1 (0.456 vs 0.413 ms, session 7), where the cuBLASLt path
 # wins (BENCHMARKS.md, session 8).
 AUTO_WIDE_FUSION = {"triton": (192, 512)}
+# The Triton INT8 GEMM (the same result as cuBLASLt's INT8 GEMM + the epilogue op, in one kernel) from this many rows:
+# on the H100 it beat the two kernels on Swin-T's stage-1 / 2 QKV, proj and FC2 GEMMs at batch 128 (0.27 vs 0.46 ms
+# for the stage-1 QKV), not at stage 3-4 sizes (25088 rows: proj 0.082 vs 0.069, FC2 0.121 vs 0.104) nor with the
+# erf-GELU epilogue (BENCHMARKS.md, session 9).
+TRITON_INT8_GEMM_MIN_M = 32768
 
 
 def default_buckets(max_batch: int) -> list[int]:
@@ -166,6 +178,10 @@ class NativeEngine:
         # caller's images ahead of the CUDA graph, whose input is then the residual stream.
         self.triton_stem = ("triton" in (self.mlp_kernel, self.attention_kernel) and pe["mode"] == "fp16"
                             and bool(pe["bias"]))
+        # INT8 GEMMs without an activation and with at least TRITON_INT8_GEMM_MIN_M rows as one Triton kernel each
+        # (plugins/gemm/triton_int8.py: the epilogue fused, no int32 round trip) where the engine runs Triton kernels;
+        # the others as cuBLASLt's INT8 GEMM + the epilogue op.
+        self.triton_int8_gemm = "triton" in (self.mlp_kernel, self.attention_kernel)
         head = self.plan["head"]
         # Likewise the tail: the final LayerNorm + average pool as one Triton kernel (plugins/classifier_head) instead
         # of a LayerNorm pass writing fp16 and a mean kernel; the head stays cuBLAS's FP32 GEMM. For an FP32 head
@@ -286,6 +302,9 @@ class NativeEngine:
             return y if final else y.half()
         if mode == "int8":
             xq = x if x.dtype == torch.int8 else quantize_int8(x, g["in_scale"])
+            if self.triton_int8_gemm and xq.is_cuda and act == "none" and xq.shape[0] >= TRITON_INT8_GEMM_MIN_M:
+                return gemm_int8_triton(xq, W, g["in_scale"], t[g["w_scale"]], bias, act, residual, g["out_scale"],
+                                        bool(g["out_qdq"]))
             acc = gemm(xq.contiguous(), W)  # int32 accumulators
             return self._finish(acc, g["in_scale"], t[g["w_scale"]], bias, act, residual, g)
         if mode == "fp8":

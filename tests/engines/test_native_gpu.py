@@ -142,3 +142,35 @@ def test_random_swin_t_fp16_auto_kernels_large_and_small_grids(cuda_device):
         out = eng(x[:b].cuda())
         assert rel_l2(out, ref[:b]) < 2e-2, f"batch {b}"
         assert bool((out.cpu().argmax(1) == ref[:b].argmax(1)).float().mean() >= 0.95), f"batch {b}"
+
+
+def test_random_swin_t_int8_triton_gemm_matches_the_two_kernel_path(cuda_device):
+    """Where the Triton kernels run (compute capability 9.x), an INT8 engine's non-GELU GEMMs of at least
+    TRITON_INT8_GEMM_MIN_M rows run the Triton INT8 GEMM (epilogue fused); the same engine with it turned off
+    (cuBLASLt INT8 GEMM + epilogue op) gives the same logits up to rounding ties, at batch 32 (stage-1 GEMMs of 100352
+    rows) and at batch 1 (no GEMM that large: the same path)."""
+    pytest.importorskip("triton")
+    from trt_swin.engines.native.runtime import TRITON_INT8_GEMM_MIN_M
+    from trt_swin.models import load_model
+
+    torch.manual_seed(0)
+    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
+    g = torch.Generator().manual_seed(0)
+    scales = calibrate_max(model, torch.randn(8, 3, 224, 224, generator=g), "int8")
+    plan, tensors, build = build_native_engine(model, BuildConfig("int8", max_batch=32, recipe="int8"), scales,
+                                               device=cuda_device)
+    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=[1, 32])
+    if not eng.triton_int8_gemm:
+        pytest.skip("the Triton kernels run on compute capability 9.x only")
+    assert 32 * 56 * 56 >= TRITON_INT8_GEMM_MIN_M > 56 * 56
+    x = torch.randn(32, 3, 224, 224, device="cuda")
+    triton_out = eng(x)
+    one = eng(x[:1])
+    eng.triton_int8_gemm = False
+    eng._graphs.clear()
+    eng._pool = None
+    plain = eng(x)
+    assert bool(torch.isfinite(triton_out).all())
+    assert rel_l2(triton_out, plain) < 2e-2
+    assert float((triton_out.argmax(1) == plain.argmax(1)).float().mean()) >= 0.9
+    assert torch.equal(one, eng(x[:1]))

@@ -12,6 +12,7 @@ import torch
 
 import trt_swin.plugins.ops  # noqa: F401
 from shapes import BLOCK_SHAPES
+from test_ops_common import Poison, run_in_triton_interpreter
 from trt_swin.plugins.gemm.op import gemm
 from trt_swin.plugins.gemm.reference import gemm_fp32, gemm_ref
 
@@ -201,3 +202,144 @@ def test_fp16_gemm_with_and_without_workspace(cuda_device, monkeypatch, M, env):
     g.replay()
     torch.cuda.synchronize()
     assert float((out.float() - ref).abs().max()) <= fp16_output_atol(ref)
+
+
+# ---- the Triton INT8 GEMM with its epilogue fused (plugins/gemm/triton_int8.py) -----------------------------------
+
+try:
+    from trt_swin.plugins.gemm import triton_int8
+except ImportError:  # Triton is not installed: its tests skip
+    triton_int8 = None
+needs_triton = pytest.mark.skipif(triton_int8 is None, reason="triton is not installed")
+
+# name -> (bias, act, residual, out_scale, out_qdq): the epilogues the INT8 engine asks for
+INT8_EPILOGUES = {
+    "scale": (False, "none", False, None, False),
+    "bias": (True, "none", False, None, False),
+    "bias_gelu_int8out": (True, "gelu", False, 0.05, False),
+    "bias_residual": (True, "none", True, None, False),
+    "bias_int8out": (True, "none", False, 0.3, False),
+    "bias_residual_int8out": (True, "none", True, 0.3, False),
+    "bias_gelu_qdq_residual": (True, "gelu", True, 0.04, True),
+}
+
+
+def _int8_epilogue_inputs(M, K, N, epi, device, seed=0):
+    bias, act, res, out_scale, qdq = INT8_EPILOGUES[epi]
+    a, w = _inputs(M, K, N, torch.int8, "cpu", seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    col_scale = (torch.rand(N, generator=g) + 0.1) * 2e-3 * 64 / K  # keeps the FP32 result O(1)
+    b = torch.randn(N, generator=g) if bias else None
+    r = torch.randn(M, N, generator=g).half() if res else None
+    on = [t if t is None else t.to(device) for t in (a, w, col_scale, b, r)]
+    return on, (a, w, col_scale, b, r), (act, out_scale, qdq)
+
+
+def _check_int8_epilogue(out, ref, out_scale=None):
+    """int8 outputs: at most 1 step off, on at most 0.1 % of the elements (a value on a rounding tie after an erf GELU
+    one ulp apart); float16 outputs: within one float16 rounding of the reference's, except (quantize-dequantize,
+    out_scale) on those elements, one INT8 step (out_scale) more."""
+    assert out.dtype == ref.dtype and out.shape == ref.shape, (out.dtype, ref.dtype, out.shape, ref.shape)
+    few = max(1, ref.numel() // 1000)
+    if out.dtype == torch.int8:
+        d = (out.cpu().int() - ref.int()).abs()
+        assert int(d.max()) <= 1 and int((d > 0).sum()) <= few, (int(d.max()), int((d > 0).sum()))
+        return
+    o, r = out.cpu().float(), ref.float()
+    assert torch.isfinite(o).all(), f"{(~torch.isfinite(o)).sum().item()} outputs not written (NaN poison)"
+    d = (o - r).abs()
+    tol = float(r.abs().max()) * 2 ** -10 + 1e-6
+    off = d > tol
+    if out_scale is None:
+        assert not bool(off.any()), float(d.max())
+    else:
+        assert int(off.sum()) <= few and float(d.max()) <= tol + out_scale * (1 + 2 ** -9), (int(off.sum()), float(d.max()))
+
+
+@pytest.mark.parametrize("change,match", [
+    ("a_dtype", "must be int8"), ("k_mismatch", r"a must be \[M, K\]"), ("col_scale", "col_scale must be"),
+    ("bias", "bias must be float32"), ("act", "act must be"), ("residual", "residual must be"),
+    ("out_scale", "out_scale must be positive"), ("qdq", "out_qdq needs out_scale"),
+])
+def test_triton_int8_bad_inputs(change, match):
+    from trt_swin.plugins.gemm.triton_int8 import gemm_int8_ref
+    a, w = _inputs(4, 32, 8, torch.int8, "cpu")
+    kw = dict(a=a, w=w, in_scale=0.1, col_scale=torch.ones(8), bias=None, act="none", residual=None, out_scale=None,
+              out_qdq=False)
+    kw.update({"a_dtype": dict(a=a.half()), "k_mismatch": dict(w=w[:, :16]), "col_scale": dict(col_scale=torch.ones(7)),
+               "bias": dict(bias=torch.ones(8).half()), "act": dict(act="gelu_tanh"),
+               "residual": dict(residual=torch.zeros(4, 8)), "out_scale": dict(out_scale=0.0),
+               "qdq": dict(out_qdq=True)}[change])
+    with pytest.raises(ValueError, match=match):
+        gemm_int8_ref(**kw)
+
+
+@needs_triton
+def test_triton_int8_rejects_cpu_tensors():
+    a, w = _inputs(4, 32, 8, torch.int8, "cpu")
+    with pytest.raises(ValueError, match="CUDA tensor"):
+        triton_int8.gemm_int8_triton(a, w, 0.1, torch.ones(8))
+
+
+_INTERPRET_INT8 = """
+import torch
+from trt_swin.plugins.gemm.triton_int8 import gemm_int8_triton, gemm_int8_ref
+torch.manual_seed(0)
+worst, off = 0.0, 0
+for M, N, K, bias, act, res, osc, qdq in ((70, 96, 96, True, "none", False, None, False),
+                                          (33, 288, 64, True, "gelu", False, 0.05, False),
+                                          (130, 40, 160, False, "none", True, None, False),
+                                          (65, 384, 128, True, "gelu", True, 0.04, True),
+                                          (17, 48, 96, True, "none", True, 0.3, False)):
+    a = torch.randint(-128, 128, (M, K), dtype=torch.int8)
+    w = torch.randint(-128, 128, (N, K), dtype=torch.int8)
+    cs = (torch.rand(N) + 0.1) * 1e-3
+    b = torch.randn(N) if bias else None
+    r = torch.randn(M, N).half() if res else None
+    out = gemm_int8_triton(a, w, 0.02, cs, b, act, r, osc, qdq, (32, 32, 32, 4, 1))
+    ref = gemm_int8_ref(a, w, 0.02, cs, b, act, r, osc, qdq)
+    assert out.dtype == ref.dtype and out.shape == ref.shape, (out.dtype, ref.dtype)
+    if out.dtype == torch.int8:
+        off = max(off, int((out.int() - ref.int()).abs().max()))
+    else:
+        worst = max(worst, ((out.double() - ref.double()).norm() / ref.double().norm()).item())
+assert off == 0, off
+print(worst)
+"""
+
+
+@needs_triton
+def test_triton_int8_kernel_math_in_the_interpreter():
+    worst = run_in_triton_interpreter(_INTERPRET_INT8)
+    assert worst <= 1e-6, f"relative L2 error {worst:.2e} > 1e-6 under the interpreter"
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("M,K,N", GEMM_SHAPES + [pytest.param(3137, 96, 384, id="M3137-K96-N384"),
+                                                pytest.param(4099, 1536, 384, id="M4099-K1536-N384")])
+@pytest.mark.parametrize("epi", list(INT8_EPILOGUES))
+def test_triton_int8_gemm_matches_reference(cuda_device, M, K, N, epi):
+    from trt_swin.plugins.gemm.triton_int8 import gemm_int8_ref
+    (a, w, cs, b, r), cpu, (act, out_scale, qdq) = _int8_epilogue_inputs(M, K, N, epi, cuda_device)
+    poison = Poison(M * N * (1 if out_scale is not None and not qdq else 2))
+    out = triton_int8.gemm_int8_triton(a, w, 0.02, cs, b, act, r, out_scale, qdq)
+    poison.check(out)
+    _check_int8_epilogue(out, gemm_int8_ref(cpu[0], cpu[1], 0.02, cpu[2], cpu[3], act, cpu[4], out_scale, qdq),
+                         out_scale if qdq else None)
+
+
+@pytest.mark.gpu
+@needs_triton
+def test_triton_int8_gemm_in_cuda_graph(cuda_device):
+    (a, w, cs, b, r), cpu, (act, out_scale, qdq) = _int8_epilogue_inputs(256, 96, 384, "bias_residual", cuda_device)
+    eager = triton_int8.gemm_int8_triton(a, w, 0.02, cs, b, act, r)  # compiles outside capture
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = triton_int8.gemm_int8_triton(a, w, 0.02, cs, b, act, r)
+    r.mul_(2)
+    g.replay()
+    torch.cuda.synchronize()
+    from trt_swin.plugins.gemm.triton_int8 import gemm_int8_ref
+    _check_int8_epilogue(out, gemm_int8_ref(cpu[0], cpu[1], 0.02, cpu[2], cpu[3], act, r.cpu()))
+    assert not torch.equal(out, eager)

@@ -1,0 +1,162 @@
+"""An INT8 GEMM with its epilogue fused, as a Triton kernel, for Hopper: what the INT8 engine otherwise runs as two
+kernels, cuBLASLt's INT8 GEMM writing int32 accumulators and the `epilogue` op reading them back (BENCHMARKS.md,
+session 3: the int32 round trip costs more than the GEMMs themselves).
+
+    out[m, n] = act(sum_k a[m, k] w[n, k] * in_scale * col_scale[n] + bias[n]) (+ residual[m, n])
+              -> float16, or int8 sat(round_half_even(out / out_scale)), or with out_qdq that int8 value times
+                 out_scale (+ residual) as float16
+
+a [M, K] int8 activations, w [N, K] int8 weights (nn.Linear layout), int8 wgmma with exact int32 sums; the epilogue
+in FP32 in the order of `epilogue.reference.epilogue_ref` (erf GELU; an IEEE division before rounding, as every
+trt_swin kernel quantizes). Reference: `gemm_int8_ref`.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from ..epilogue.reference import epilogue_ref
+from .reference import gemm_ref
+
+# (block_m, block_n, block_k, num_warps, num_stages): block_n follows N (the least padding, then the widest), block_k
+# follows K (int8 wgmma steps K by 32); 3 stages measured fastest or within 3 % of the best of 6 configs on 9 of 12
+# Swin-T GEMMs at batch 128 on the H100 (BENCHMARKS.md, session 9).
+DEFAULT_BLOCK_M, DEFAULT_WARPS, DEFAULT_STAGES = 128, 8, 3
+
+
+@triton.jit
+def _gemm_int8_kernel(a_ptr, w_ptr, out_ptr, cs_ptr, bias_ptr, res_ptr, M, N, K, in_scale, out_scale,
+                      HAS_BIAS: tl.constexpr, GELU: tl.constexpr, HAS_RES: tl.constexpr, OUT: tl.constexpr,
+                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr):
+    """OUT: 0 float16, 1 int8, 2 int8 then dequantized to float16 (the residual added after the dequantization)."""
+    pid = tl.program_id(0)
+    n_m = tl.cdiv(M, BM)
+    n_n = tl.cdiv(N, BN)
+    # grouped order: GROUP_M row tiles share each weight column tile while it is in L2
+    group = pid // (GROUP_M * n_n)
+    first_m = group * GROUP_M
+    size_m = tl.minimum(n_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % (GROUP_M * n_n)) % size_m
+    pid_n = (pid % (GROUP_M * n_n)) // size_m
+    rm = pid_m * BM + tl.arange(0, BM)
+    rn = pid_n * BN + tl.arange(0, BN)
+    rk = tl.arange(0, BK)
+    mm = rm < M
+    nm = rn < N
+    a_ptrs = a_ptr + rm.to(tl.int64)[:, None] * K + rk[None, :]
+    w_ptrs = w_ptr + rn[None, :] * K + rk[:, None]  # [BK, BN] operand: w^T
+    acc = tl.zeros((BM, BN), dtype=tl.int32)
+    for k in range(0, K, BK):
+        km = (k + rk) < K
+        a = tl.load(a_ptrs, mask=mm[:, None] & km[None, :], other=0)
+        w = tl.load(w_ptrs, mask=km[:, None] & nm[None, :], other=0)
+        acc = tl.dot(a, w, acc, out_dtype=tl.int32)
+        a_ptrs += BK
+        w_ptrs += BK
+
+    v = acc.to(tl.float32) * in_scale
+    v = v * tl.load(cs_ptr + rn, mask=nm, other=0.0)[None, :]
+    if HAS_BIAS:
+        v = v + tl.load(bias_ptr + rn, mask=nm, other=0.0)[None, :]
+    if GELU:  # erf GELU, as torch.nn.GELU()
+        v = 0.5 * v * (1.0 + tl.math.erf(v * 0.7071067811865476))
+    offs = rm.to(tl.int64)[:, None] * N + rn[None, :]
+    om = mm[:, None] & nm[None, :]
+    if OUT == 0:
+        if HAS_RES:
+            v = v + tl.load(res_ptr + offs, mask=om, other=0.0).to(tl.float32)
+        tl.store(out_ptr + offs, v.to(tl.float16), mask=om)
+    else:
+        if HAS_RES and OUT == 1:
+            v = v + tl.load(res_ptr + offs, mask=om, other=0.0).to(tl.float32)
+        # saturate, then round half to even by the 1.5 * 2^23 trick (exact for |q| < 2^22; Triton's CPU interpreter
+        # has no libdevice rint)
+        q = tl.minimum(tl.maximum(tl.math.div_rn(v, out_scale), -128.0), 127.0)
+        q = (q + 12582912.0) - 12582912.0
+        if OUT == 1:
+            tl.store(out_ptr + offs, q.to(tl.int8), mask=om)
+        else:
+            v = q * out_scale
+            if HAS_RES:
+                v = v + tl.load(res_ptr + offs, mask=om, other=0.0).to(tl.float32)
+            tl.store(out_ptr + offs, v.to(tl.float16), mask=om)
+
+
+def check_inputs(a: torch.Tensor, w: torch.Tensor, col_scale: torch.Tensor, bias: torch.Tensor | None, act: str,
+                 residual: torch.Tensor | None, out_scale: float | None, out_qdq: bool) -> None:
+    """ValueError naming the argument when the inputs do not fit the op."""
+    if a.dim() != 2 or w.dim() != 2 or a.shape[1] != w.shape[1]:
+        raise ValueError(f"gemm_int8_triton: a must be [M, K] and w [N, K], got {tuple(a.shape)} and {tuple(w.shape)}")
+    if a.dtype != torch.int8 or w.dtype != torch.int8:
+        raise ValueError(f"gemm_int8_triton: a and w must be int8, got {a.dtype} and {w.dtype}")
+    M, N = a.shape[0], w.shape[0]
+    if col_scale.dtype != torch.float32 or tuple(col_scale.shape) != (N,):
+        raise ValueError(f"gemm_int8_triton: col_scale must be float32 [N={N}], got {col_scale.dtype} "
+                         f"{tuple(col_scale.shape)}")
+    if bias is not None and (bias.dtype != torch.float32 or tuple(bias.shape) != (N,)):
+        raise ValueError(f"gemm_int8_triton: bias must be float32 [N={N}], got {bias.dtype} {tuple(bias.shape)}")
+    if act not in ("none", "gelu"):
+        raise ValueError(f"gemm_int8_triton: act must be 'none' or 'gelu' (erf), got {act!r}")
+    if residual is not None and (residual.dtype != torch.float16 or tuple(residual.shape) != (M, N)):
+        raise ValueError(f"gemm_int8_triton: residual must be float16 [M={M}, N={N}], got {residual.dtype} "
+                         f"{tuple(residual.shape)}")
+    if out_scale is not None and not out_scale > 0:
+        raise ValueError(f"gemm_int8_triton: out_scale must be positive, got {out_scale}")
+    if out_qdq and out_scale is None:
+        raise ValueError("gemm_int8_triton: out_qdq needs out_scale")
+    for name, t in (("a", a), ("w", w), ("col_scale", col_scale), ("bias", bias), ("residual", residual)):
+        if t is not None and t.device != a.device:
+            raise ValueError(f"gemm_int8_triton: {name} is on {t.device}, a on {a.device}")
+
+
+def gemm_int8_ref(a: torch.Tensor, w: torch.Tensor, in_scale: float, col_scale: torch.Tensor,
+                  bias: torch.Tensor | None = None, act: str = "none", residual: torch.Tensor | None = None,
+                  out_scale: float | None = None, out_qdq: bool = False) -> torch.Tensor:
+    """The op as the engine's two-kernel path computes it: int32 accumulators (gemm_ref), then the epilogue in FP32
+    (epilogue_ref; out_qdq: quantized, then dequantized and the residual added) -> float16, or int8."""
+    check_inputs(a, w, col_scale, bias, act, residual, out_scale, out_qdq)
+    acc = gemm_ref(a, w)
+    if out_qdq:
+        q = epilogue_ref(acc, in_scale, col_scale, bias, act, None, out_scale)
+        return epilogue_ref(q, out_scale, None, None, "none", residual, None).half()
+    y = epilogue_ref(acc, in_scale, col_scale, bias, act, residual, out_scale)
+    return y if out_scale is not None else y.half()
+
+
+def default_config(N: int, K: int) -> tuple[int, int, int, int, int]:
+    """(block_m, block_n, block_k, num_warps, num_stages) for an [*, K] x [N, K] GEMM."""
+    bn = min((256, 128, 64, 32), key=lambda b: (-(-N // b) * b, -b))
+    bk = 128 if K % 128 == 0 else 64 if K % 64 == 0 else 32
+    return DEFAULT_BLOCK_M, bn, bk, DEFAULT_WARPS, DEFAULT_STAGES
+
+
+def gemm_int8_triton(a: torch.Tensor, w: torch.Tensor, in_scale: float, col_scale: torch.Tensor,
+                     bias: torch.Tensor | None = None, act: str = "none", residual: torch.Tensor | None = None,
+                     out_scale: float | None = None, out_qdq: bool = False,
+                     config: tuple[int, int, int, int, int] | None = None) -> torch.Tensor:
+    """act(a @ w^T * in_scale * col_scale + bias) (+ residual) in one kernel (module docstring); -> [M, N] float16,
+    or int8 when out_scale is given (float16 again with out_qdq). a [M, K], w [N, K] int8; col_scale and bias
+    float32 [N]; residual float16 [M, N]. config: (block_m, block_n, block_k, num_warps, num_stages), default
+    `default_config`."""
+    check_inputs(a, w, col_scale, bias, act, residual, out_scale, out_qdq)
+    if not a.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
+        raise ValueError("gemm_int8_triton: a must be a CUDA tensor (the Triton kernel has no CPU path; the gemm and "
+                         "epilogue ops have)")
+    M, K = a.shape
+    N = w.shape[0]
+    out_kind = 0 if out_scale is None else 2 if out_qdq else 1
+    out = torch.empty((M, N), dtype=torch.int8 if out_kind == 1 else torch.float16, device=a.device)
+    if M == 0:
+        return out
+    bm, bn, bk, warps, stages = config or default_config(N, K)
+    a, w, col_scale = a.contiguous(), w.contiguous(), col_scale.contiguous()
+    grid = (triton.cdiv(M, bm) * triton.cdiv(N, bn),)
+    _gemm_int8_kernel[grid](
+        a, w, out, col_scale, bias if bias is not None else col_scale,
+        residual.contiguous() if residual is not None else out, M, N, K, float(in_scale),
+        float(out_scale or 1.0), HAS_BIAS=bias is not None, GELU=act == "gelu", HAS_RES=residual is not None,
+        OUT=out_kind, BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps, num_stages=stages)
+    return out
