@@ -123,10 +123,10 @@ AUTO_FUSED_ATTENTION_MAX_C = {"cuda": 96, "triton": 128}
 # batch 64, 4.341 vs 4.362 at batch 128; slower at batch 1 (0.456 vs 0.413 ms, session 7), where the cuBLASLt path
 # wins (BENCHMARKS.md, session 8).
 AUTO_WIDE_FUSION = {"triton": (192, 512)}
-# The Triton INT8 GEMM (the same result as cuBLASLt's INT8 GEMM + the epilogue op, in one kernel) from this many rows:
-# on the H100 it beat the two kernels on Swin-T's stage-1 / 2 QKV, proj and FC2 GEMMs at batch 128 (0.27 vs 0.46 ms
-# for the stage-1 QKV), not at stage 3-4 sizes (25088 rows: proj 0.082 vs 0.069, FC2 0.121 vs 0.104) nor with the
-# erf-GELU epilogue (BENCHMARKS.md, session 9).
+# The Triton INT8 GEMM (cuBLASLt's INT8 GEMM + the epilogue op in one kernel, the same result up to rounding ties) from
+# this many rows: on the H100 it beat the two kernels on Swin-T's stage-1 QKV, proj, FC2 and stage-2 QKV, FC2 GEMMs at
+# batch 128 (0.27 vs 0.46 ms for the stage-1 QKV), not at stage 3-4 sizes (25088 rows: proj 0.082 vs 0.069, FC2
+# 0.121 vs 0.104) nor with the erf-GELU epilogue (stage-2 FC1 0.345 vs 0.325) (BENCHMARKS.md, session 9).
 TRITON_INT8_GEMM_MIN_M = 32768
 
 

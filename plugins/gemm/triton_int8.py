@@ -22,8 +22,9 @@ from ..epilogue.reference import epilogue_ref
 from .reference import gemm_ref
 
 # (block_m, block_n, block_k, num_warps, num_stages): block_n follows N (the least padding, then the widest), block_k
-# follows K (int8 wgmma steps K by 32); 3 stages measured fastest or within 3 % of the best of 6 configs on 9 of 12
-# Swin-T GEMMs at batch 128 on the H100 (BENCHMARKS.md, session 9).
+# follows K (int8 wgmma steps K by 32). 3 stages rather than 4: on the five GEMMs the engine sends here (Swin-T stages
+# 1-2 QKV, proj, FC2 at batch 128 on the H100) faster on three (stage-1 FC2 0.175 vs 0.258 ms), equal on one, 6 %
+# slower on one (BENCHMARKS.md, session 9).
 DEFAULT_BLOCK_M, DEFAULT_WARPS, DEFAULT_STAGES = 128, 8, 3
 
 
