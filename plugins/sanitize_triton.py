@@ -20,7 +20,8 @@ from trt_swin.plugins.fused_attention.triton_attention import fused_attention_tr
 from trt_swin.plugins.epilogue.reference import quantize_fp8_per_tensor
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_fp8_ref, fused_mlp_ref
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
-from trt_swin.plugins.gemm.triton_int8 import gemm_int8_ref, gemm_int8_triton
+from trt_swin.plugins.gemm.reference import gemm_int8_ref
+from trt_swin.plugins.gemm.triton_int8 import gemm_int8_triton
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
 from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton
 from trt_swin.plugins.window_attention.reference import window_attention_reference

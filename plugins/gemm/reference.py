@@ -3,7 +3,8 @@
     d[m, n] = act(alpha * sum_k a[m, k] * b[n, k] + bias[n]) + residual[m, n]
 
 float16 inputs: FP32 math, one rounding to float16 at the end (cuBLASLt accumulates in FP32 and rounds once).
-int8 inputs: exact int32 accumulators (computed in float64, exact for K * 127 * 128 < 2^53).
+int8 inputs: exact int32 accumulators (computed in float64, exact for K * 127 * 128 < 2^53); `gemm_int8_ref`: those
+followed by the INT8 engine's epilogue, the reference of the fused Triton kernel (triton_int8.py).
 float8_e4m3fn inputs: the float16 path on the dequantized inputs (a * a_scale, b * b_scale), then float16 or, with
 out_scale_inv, sat(value * out_scale_inv) rounded to float8_e4m3fn.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..epilogue.reference import FP8_E4M3_MAX
+from ..epilogue.reference import FP8_E4M3_MAX, epilogue_ref
 
 ACTS = ("none", "gelu_tanh")
 FP8 = torch.float8_e4m3fn
@@ -100,3 +101,45 @@ def gemm_ref(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None,
             return (d * out_scale_inv.float().reshape(())).clamp_(-FP8_E4M3_MAX, FP8_E4M3_MAX).to(FP8)
         return d.to(torch.float16)
     return gemm_fp32(a, b, bias, residual, act, alpha).to(torch.float16)
+
+
+def check_int8_epilogue_inputs(a: torch.Tensor, w: torch.Tensor, col_scale: torch.Tensor, bias: torch.Tensor | None,
+                               act: str, residual: torch.Tensor | None, out_scale: float | None, out_qdq: bool) -> None:
+    """ValueError naming the argument when the inputs do not fit `gemm_int8_triton` (triton_int8.py)."""
+    if a.dim() != 2 or w.dim() != 2 or a.shape[1] != w.shape[1]:
+        raise ValueError(f"gemm_int8_triton: a must be [M, K] and w [N, K], got {tuple(a.shape)} and {tuple(w.shape)}")
+    if a.dtype != torch.int8 or w.dtype != torch.int8:
+        raise ValueError(f"gemm_int8_triton: a and w must be int8, got {a.dtype} and {w.dtype}")
+    M, N = a.shape[0], w.shape[0]
+    if col_scale.dtype != torch.float32 or tuple(col_scale.shape) != (N,):
+        raise ValueError(f"gemm_int8_triton: col_scale must be float32 [N={N}], got {col_scale.dtype} "
+                         f"{tuple(col_scale.shape)}")
+    if bias is not None and (bias.dtype != torch.float32 or tuple(bias.shape) != (N,)):
+        raise ValueError(f"gemm_int8_triton: bias must be float32 [N={N}], got {bias.dtype} {tuple(bias.shape)}")
+    if act not in ("none", "gelu"):
+        raise ValueError(f"gemm_int8_triton: act must be 'none' or 'gelu' (erf), got {act!r}")
+    if residual is not None and (residual.dtype != torch.float16 or tuple(residual.shape) != (M, N)):
+        raise ValueError(f"gemm_int8_triton: residual must be float16 [M={M}, N={N}], got {residual.dtype} "
+                         f"{tuple(residual.shape)}")
+    if out_scale is not None and not out_scale > 0:
+        raise ValueError(f"gemm_int8_triton: out_scale must be positive, got {out_scale}")
+    if out_qdq and out_scale is None:
+        raise ValueError("gemm_int8_triton: out_qdq needs out_scale")
+    for name, t in (("a", a), ("w", w), ("col_scale", col_scale), ("bias", bias), ("residual", residual)):
+        if t is not None and t.device != a.device:
+            raise ValueError(f"gemm_int8_triton: {name} is on {t.device}, a on {a.device}")
+
+
+def gemm_int8_ref(a: torch.Tensor, w: torch.Tensor, in_scale: float, col_scale: torch.Tensor,
+                  bias: torch.Tensor | None = None, act: str = "none", residual: torch.Tensor | None = None,
+                  out_scale: float | None = None, out_qdq: bool = False) -> torch.Tensor:
+    """`gemm_int8_triton` (an INT8 GEMM with its epilogue fused) as the engine's two-kernel path computes it: int32
+    accumulators (gemm_ref), then the epilogue in FP32 (epilogue_ref; out_qdq: quantized, then dequantized and the
+    residual added) -> float16, or int8."""
+    check_int8_epilogue_inputs(a, w, col_scale, bias, act, residual, out_scale, out_qdq)
+    acc = gemm_ref(a, w)
+    if out_qdq:
+        q = epilogue_ref(acc, in_scale, col_scale, bias, act, None, out_scale)
+        return epilogue_ref(q, out_scale, None, None, "none", residual, None).half()
+    y = epilogue_ref(acc, in_scale, col_scale, bias, act, residual, out_scale)
+    return y if out_scale is not None else y.half()

@@ -8,7 +8,7 @@ session 3: the int32 round trip costs more than the GEMMs themselves).
 
 a [M, K] int8 activations, w [N, K] int8 weights (nn.Linear layout), int8 wgmma with exact int32 sums; the epilogue
 in FP32 in the order of `epilogue.reference.epilogue_ref` (erf GELU; an IEEE division before rounding, as every
-trt_swin kernel quantizes). Reference: `gemm_int8_ref`.
+trt_swin kernel quantizes). Reference: `reference.gemm_int8_ref`.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..epilogue.reference import epilogue_ref
-from .reference import gemm_ref
+from .reference import check_int8_epilogue_inputs
 
 # (block_m, block_n, block_k, num_warps, num_stages): block_n follows N (the least padding, then the widest), block_k
 # follows K (int8 wgmma steps K by 32). 3 stages rather than 4: on the five GEMMs the engine sends here (Swin-T stages
@@ -86,47 +85,6 @@ def _gemm_int8_kernel(a_ptr, w_ptr, out_ptr, cs_ptr, bias_ptr, res_ptr, M, N, K,
             tl.store(out_ptr + offs, v.to(tl.float16), mask=om)
 
 
-def check_inputs(a: torch.Tensor, w: torch.Tensor, col_scale: torch.Tensor, bias: torch.Tensor | None, act: str,
-                 residual: torch.Tensor | None, out_scale: float | None, out_qdq: bool) -> None:
-    """ValueError naming the argument when the inputs do not fit the op."""
-    if a.dim() != 2 or w.dim() != 2 or a.shape[1] != w.shape[1]:
-        raise ValueError(f"gemm_int8_triton: a must be [M, K] and w [N, K], got {tuple(a.shape)} and {tuple(w.shape)}")
-    if a.dtype != torch.int8 or w.dtype != torch.int8:
-        raise ValueError(f"gemm_int8_triton: a and w must be int8, got {a.dtype} and {w.dtype}")
-    M, N = a.shape[0], w.shape[0]
-    if col_scale.dtype != torch.float32 or tuple(col_scale.shape) != (N,):
-        raise ValueError(f"gemm_int8_triton: col_scale must be float32 [N={N}], got {col_scale.dtype} "
-                         f"{tuple(col_scale.shape)}")
-    if bias is not None and (bias.dtype != torch.float32 or tuple(bias.shape) != (N,)):
-        raise ValueError(f"gemm_int8_triton: bias must be float32 [N={N}], got {bias.dtype} {tuple(bias.shape)}")
-    if act not in ("none", "gelu"):
-        raise ValueError(f"gemm_int8_triton: act must be 'none' or 'gelu' (erf), got {act!r}")
-    if residual is not None and (residual.dtype != torch.float16 or tuple(residual.shape) != (M, N)):
-        raise ValueError(f"gemm_int8_triton: residual must be float16 [M={M}, N={N}], got {residual.dtype} "
-                         f"{tuple(residual.shape)}")
-    if out_scale is not None and not out_scale > 0:
-        raise ValueError(f"gemm_int8_triton: out_scale must be positive, got {out_scale}")
-    if out_qdq and out_scale is None:
-        raise ValueError("gemm_int8_triton: out_qdq needs out_scale")
-    for name, t in (("a", a), ("w", w), ("col_scale", col_scale), ("bias", bias), ("residual", residual)):
-        if t is not None and t.device != a.device:
-            raise ValueError(f"gemm_int8_triton: {name} is on {t.device}, a on {a.device}")
-
-
-def gemm_int8_ref(a: torch.Tensor, w: torch.Tensor, in_scale: float, col_scale: torch.Tensor,
-                  bias: torch.Tensor | None = None, act: str = "none", residual: torch.Tensor | None = None,
-                  out_scale: float | None = None, out_qdq: bool = False) -> torch.Tensor:
-    """The op as the engine's two-kernel path computes it: int32 accumulators (gemm_ref), then the epilogue in FP32
-    (epilogue_ref; out_qdq: quantized, then dequantized and the residual added) -> float16, or int8."""
-    check_inputs(a, w, col_scale, bias, act, residual, out_scale, out_qdq)
-    acc = gemm_ref(a, w)
-    if out_qdq:
-        q = epilogue_ref(acc, in_scale, col_scale, bias, act, None, out_scale)
-        return epilogue_ref(q, out_scale, None, None, "none", residual, None).half()
-    y = epilogue_ref(acc, in_scale, col_scale, bias, act, residual, out_scale)
-    return y if out_scale is not None else y.half()
-
-
 def default_config(N: int, K: int) -> tuple[int, int, int, int, int]:
     """(block_m, block_n, block_k, num_warps, num_stages) for an [*, K] x [N, K] GEMM."""
     bn = min((256, 128, 64, 32), key=lambda b: (-(-N // b) * b, -b))
@@ -142,7 +100,7 @@ def gemm_int8_triton(a: torch.Tensor, w: torch.Tensor, in_scale: float, col_scal
     or int8 when out_scale is given (float16 again with out_qdq). a [M, K], w [N, K] int8; col_scale and bias
     float32 [N]; residual float16 [M, N]. config: (block_m, block_n, block_k, num_warps, num_stages), default
     `default_config`."""
-    check_inputs(a, w, col_scale, bias, act, residual, out_scale, out_qdq)
+    check_int8_epilogue_inputs(a, w, col_scale, bias, act, residual, out_scale, out_qdq)
     if not a.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
         raise ValueError("gemm_int8_triton: a must be a CUDA tensor (the Triton kernel has no CPU path; the gemm and "
                          "epilogue ops have)")
