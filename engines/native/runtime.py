@@ -173,20 +173,21 @@ class NativeEngine:
         self.wide_fusion = (AUTO_WIDE_FUSION.get(self.attention_kernel, (0, 0)) if auto_attn and self.mlp_kernel ==
                             self.attention_kernel else (0, 0))
         pe = self.plan["patch_embed"]["gemm"]
-        # The Triton stem (patch gather + GEMM + LayerNorm in one kernel) runs where the engine already runs Triton
-        # kernels (compute capability 9.x under auto: where it was measured), for an FP16 patch GEMM; it runs on the
-        # caller's images ahead of the CUDA graph, whose input is then the residual stream.
-        self.triton_stem = ("triton" in (self.mlp_kernel, self.attention_kernel) and pe["mode"] == "fp16"
-                            and bool(pe["bias"]))
-        # INT8 GEMMs without an activation and with at least TRITON_INT8_GEMM_MIN_M rows as one Triton kernel each
-        # (plugins/gemm/triton_int8.py: the epilogue fused, no int32 round trip) where the engine runs Triton kernels;
-        # the others as cuBLASLt's INT8 GEMM + the epilogue op.
-        self.triton_int8_gemm = "triton" in (self.mlp_kernel, self.attention_kernel)
+        # Where the engine already runs Triton kernels (compute capability 9.x under auto: where they were measured),
+        # three more parts run as Triton kernels.
+        runs_triton = "triton" in (self.mlp_kernel, self.attention_kernel)
+        # The stem (patch gather + GEMM + LayerNorm in one kernel), for an FP16 patch GEMM; it runs on the caller's
+        # images ahead of the CUDA graph, whose input is then the residual stream.
+        self.triton_stem = runs_triton and pe["mode"] == "fp16" and bool(pe["bias"])
+        # INT8 GEMMs without an activation and with at least TRITON_INT8_GEMM_MIN_M rows, one kernel each
+        # (plugins/gemm/triton_int8.py: the epilogue fused, no int32 round trip); the others as cuBLASLt's INT8 GEMM +
+        # the epilogue op.
+        self.triton_int8_gemm = runs_triton
         head = self.plan["head"]
-        # Likewise the tail: the final LayerNorm + average pool as one Triton kernel (plugins/classifier_head) instead
-        # of a LayerNorm pass writing fp16 and a mean kernel; the head stays cuBLAS's FP32 GEMM. For an FP32 head
-        # (keep_fp32, the default) without quantization.
-        self.triton_head = ("triton" in (self.mlp_kernel, self.attention_kernel) and bool(self.plan.get("norm"))
+        # The tail: the final LayerNorm + average pool as one kernel (plugins/classifier_head) instead of a LayerNorm
+        # pass writing fp16 and a mean kernel; the head stays cuBLAS's FP32 GEMM. For an FP32 head (keep_fp32, the
+        # default) without quantization.
+        self.triton_head = (runs_triton and bool(self.plan.get("norm"))
                             and (head is None or (head["mode"] == "fp32" and head["act"] == "none"
                                                   and head["out_scale"] is None and head["K"] == head["K_orig"])))
         model = self.plan.get("model") or {}

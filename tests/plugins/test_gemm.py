@@ -14,7 +14,7 @@ import trt_swin.plugins.ops  # noqa: F401
 from shapes import BLOCK_SHAPES
 from test_ops_common import Poison, run_in_triton_interpreter
 from trt_swin.plugins.gemm.op import gemm
-from trt_swin.plugins.gemm.reference import gemm_fp32, gemm_ref
+from trt_swin.plugins.gemm.reference import gemm_fp32, gemm_int8_ref, gemm_ref
 
 # One entry per distinct (K, N) of a block's four GEMMs across the real models, with few rows (M = 2 windows of N).
 _KN = sorted({(k, n) for s in BLOCK_SHAPES for (k, n) in ((s.C, 3 * s.C), (s.C, s.C), (s.C, 4 * s.C), (4 * s.C, s.C))})
@@ -263,7 +263,6 @@ def _check_int8_epilogue(out, ref, out_scale=None):
     ("out_scale", "out_scale must be positive"), ("qdq", "out_qdq needs out_scale"),
 ])
 def test_triton_int8_bad_inputs(change, match):
-    from trt_swin.plugins.gemm.reference import gemm_int8_ref
     a, w = _inputs(4, 32, 8, torch.int8, "cpu")
     kw = dict(a=a, w=w, in_scale=0.1, col_scale=torch.ones(8), bias=None, act="none", residual=None, out_scale=None,
               out_qdq=False)
@@ -322,7 +321,6 @@ def test_triton_int8_kernel_math_in_the_interpreter():
                                                 pytest.param(4099, 1536, 384, id="M4099-K1536-N384")])
 @pytest.mark.parametrize("epi", list(INT8_EPILOGUES))
 def test_triton_int8_gemm_matches_reference(cuda_device, M, K, N, epi):
-    from trt_swin.plugins.gemm.reference import gemm_int8_ref
     (a, w, cs, b, r), cpu, (act, out_scale, qdq) = _int8_epilogue_inputs(M, K, N, epi, cuda_device)
     poison = Poison(M * N * (1 if out_scale is not None and not qdq else 2))
     out = triton_int8.gemm_int8_triton(a, w, 0.02, cs, b, act, r, out_scale, qdq)
@@ -342,6 +340,5 @@ def test_triton_int8_gemm_in_cuda_graph(cuda_device):
     r.mul_(2)
     g.replay()
     torch.cuda.synchronize()
-    from trt_swin.plugins.gemm.reference import gemm_int8_ref
     _check_int8_epilogue(out, gemm_int8_ref(cpu[0], cpu[1], 0.02, cpu[2], cpu[3], act, r.cpu()))
     assert not torch.equal(out, eager)
