@@ -2,7 +2,8 @@
 the fused attention half (head outputs accumulated per head, and staged; FP16 and FP8), the window attention (FP16
 and FP8 output), the patch embedding, the classifier tail's pool and the INT8 GEMM with its fused epilogue, each on a
 few small shapes with ragged edges (partial row tiles, padded maps, partial patch blocks, a partial chunk of tokens,
-partial GEMM tiles), checked against its reference;
+partial GEMM tiles), and the row-gathered GEMMs of plugins/ln_gemm (without and with programmatic dependent launch),
+checked against its reference;
 exits non-zero on a mismatch.
 
     compute-sanitizer --tool memcheck python -m trt_swin.plugins.sanitize_triton
@@ -22,6 +23,9 @@ from trt_swin.plugins.fused_mlp.reference import fused_mlp_fp8_ref, fused_mlp_re
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
 from trt_swin.plugins.gemm.reference import gemm_int8_ref
 from trt_swin.plugins.gemm.triton_int8 import gemm_int8_triton
+from trt_swin.plugins import triton_utils
+from trt_swin.plugins.ln_gemm.reference import fold_layer_norm, gemm_window_reverse_ref, ln_gemm_ref
+from trt_swin.plugins.ln_gemm.triton_ln_gemm import gemm_window_reverse_triton, ln_gemm_triton
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
 from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton
 from trt_swin.plugins.window_attention.reference import window_attention_reference
@@ -120,6 +124,26 @@ def main() -> int:
         ref = gemm_int8_ref(a.cpu(), w.cpu(), 0.02, cs.cpu(), b.cpu(), act, None if r is None else r.cpu(), osc, qdq)
         bad += _report(f"gemm_int8_triton M={M} K={K} N={N} {act} out={'int8' if out.dtype == torch.int8 else 'fp16'}",
                        _rel(out.cpu().float(), ref.float()), out.float(), 1e-2)
+    # row-gathered GEMMs (batch-1 path): padded, shifted windows (10 x 9 map, window 7), ragged row and column tiles;
+    # once more with programmatic dependent launch (the kernels' griddepcontrol instructions)
+    for pdl in (False, True):
+        triton_utils.PDL = pdl
+        for (B, H, W, C), N, gather, act in (((1, 10, 9, 64), 192, ("window", 7, 3), "none"),
+                                             ((2, 5, 7, 96), 384, ("rows",), "gelu_tanh")):
+            x = (torch.randn(B, H, W, C, device=DEV) + 1.0).half()
+            g, b = 1 + 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
+            w, bias = (torch.randn(N, C, device=DEV) * C ** -0.5).half(), 0.1 * torch.randn(N, device=DEV)
+            out = ln_gemm_triton(x, fold_layer_norm(w, g, b, bias), 1e-5, gather, act)
+            ref = ln_gemm_ref(x.cpu(), g.cpu(), b.cpu(), 1e-5, w.cpu(), bias.cpu(), gather, act)
+            bad += _report(f"ln_gemm_triton {gather[0]} C={C} N={N} pdl={pdl}", _rel(out.cpu().float(), ref), out,
+                           2e-3)
+        a = torch.randn(4 * 7 * 7, 64, device=DEV).half()  # 2 x 2 windows
+        w, bias = (torch.randn(64, 64, device=DEV) * 0.125).half(), 0.1 * torch.randn(64, device=DEV)
+        x = torch.randn(1, 10, 9, 64, device=DEV).half()
+        ref = gemm_window_reverse_ref(a.cpu(), w.cpu(), bias.cpu(), x.cpu(), 7, 3)
+        out = gemm_window_reverse_triton(a, w, bias, x, 7, 3)
+        bad += _report(f"gemm_window_reverse_triton 10x9 C=64 pdl={pdl}", _rel(out.cpu().float(), ref), out, 2e-3)
+    triton_utils.PDL = False
     torch.cuda.synchronize()
     return 1 if bad else 0
 

@@ -19,6 +19,9 @@ outputs stay on chip), then the MLP half: with the fused MLP too, 2 launches per
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue;
 where the Triton kernels run, blocks with C <= fused_mlp_max_c / fused_attention_max_c run the Triton fused MLP's /
 fused attention's FP8 forms.
+Batch 1 (Triton kernels, FP16 GEMMs): unfused blocks run 5 launches, norm1 folded into QKV and norm2 into FC1
+(plugins/ln_gemm): ln_gemm(window gather) -> window attention -> proj GEMM + window reverse + residual -> ln_gemm(FC1
++ GELU) -> FC2 GEMM (+ residual), and the Triton kernels launch with programmatic dependent launch.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
 multiple of 8) + LN; in an engine that runs Triton kernels, one kernel (plugins/patch_embed) on the caller's images
 ahead of the CUDA graph. Residual stream: float16 [B, H, W, C].
@@ -88,6 +91,20 @@ def patch_embed_triton(*args, **kw):
     return op(*args, **kw)
 
 
+def ln_gemm_triton(*args):
+    """The Triton LayerNorm-folded GEMM over gathered rows, imported on first use (as fused_mlp_triton_)."""
+    from trt_swin.plugins.ln_gemm.triton_ln_gemm import ln_gemm_triton as op
+
+    return op(*args)
+
+
+def gemm_window_reverse_triton(*args):
+    """The Triton proj GEMM + window reverse + residual, imported on first use (as fused_mlp_triton_)."""
+    from trt_swin.plugins.ln_gemm.triton_ln_gemm import gemm_window_reverse_triton as op
+
+    return op(*args)
+
+
 def classifier_head_triton(*args):
     """The tail (final LayerNorm + pool in Triton, FP32 head), imported on first use (as fused_mlp_triton_)."""
     from trt_swin.plugins.classifier_head.triton_head import classifier_head_triton as op
@@ -128,6 +145,12 @@ AUTO_WIDE_FUSION = {"triton": (192, 512)}
 # batch 128 (0.27 vs 0.46 ms for the stage-1 QKV), not at stage 3-4 sizes (25088 rows: proj 0.082 vs 0.069, FC2
 # 0.121 vs 0.104) nor with the erf-GELU epilogue (stage-2 FC1 0.345 vs 0.325) (BENCHMARKS.md, session 9).
 TRITON_INT8_GEMM_MIN_M = 32768
+# Batch 1 (and blocks of at most 1024 tokens: Swin-T's largest unfused block at batch 1 has 784) takes the
+# row-gathered Triton GEMMs and PDL: Swin-T FP16 on the H100 0.405 -> 0.366 ms; at batch 2 - 8 each lost 1 - 10 %
+# (BENCHMARKS.md, session 10).
+LN_GEMM_MAX_BATCH = 1
+LN_GEMM_MAX_ROWS = 1024
+PDL_MAX_BATCH = 1
 
 
 def default_buckets(max_batch: int) -> list[int]:
@@ -183,6 +206,14 @@ class NativeEngine:
         # (plugins/gemm/triton_int8.py: the epilogue fused, no int32 round trip); the others as cuBLASLt's INT8 GEMM +
         # the epilogue op.
         self.triton_int8_gemm = runs_triton
+        # Batch 1: unfused blocks run three row-gathered FP16 GEMMs (plugins/ln_gemm), each one kernel for a memory
+        # op + a GEMM (norm1 + shift + partition -> QKV; proj -> window reverse + residual; norm2 -> FC1 + GELU),
+        # and the Triton kernels launch with programmatic dependent launch (plugins/triton_utils.py). Both lose to
+        # the default path from batch 2 (BENCHMARKS.md, session 10): the bounds below.
+        self.ln_gemm_max_batch = LN_GEMM_MAX_BATCH if runs_triton else 0
+        self.ln_gemm_max_rows = LN_GEMM_MAX_ROWS
+        self.pdl_max_batch = PDL_MAX_BATCH if runs_triton else 0
+        self.folds: dict[str, Any] = {}
         head = self.plan["head"]
         # The tail: the final LayerNorm + average pool as one kernel (plugins/classifier_head) instead of a LayerNorm
         # pass writing fp16 and a mean kernel; the head stays cuBLAS's FP32 GEMM. For an FP32 head (keep_fp32, the
@@ -196,6 +227,7 @@ class NativeEngine:
         self.input_shape = (int(self.plan["in_chans"]), *map(int, self.plan["img_size"]))
         self.t = {k: v.to(self.device) for k, v in tensors.items()}
         self._prepare()
+        self._prepare_folds()
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.buckets = sorted(set(buckets or default_buckets(self.max_batch)))
         if any(b < 1 or b > self.max_batch for b in self.buckets):
@@ -234,6 +266,29 @@ class NativeEngine:
                     self.t[blk["rel_bias"] + ":64"] = bias64.half() if self.attention_kernel == "triton" else bias64
                 if not fusable and self._triton_window_attention_ok(blk):  # wide blocks take it on small grids
                     self.t[blk["rel_bias"] + ":w64"] = pad_bias(self.t[blk["rel_bias"]]).half()
+
+    def _prepare_folds(self) -> None:
+        """norm1 folded into QKV and norm2 into FC1 (self.folds) for the row-gathered Triton GEMMs."""
+        for st in self.plan["stages"] if self.ln_gemm_max_batch else ():
+            for blk in st["blocks"]:
+                self._fold(blk["qkv"], blk["norm1"])
+                self._fold(blk["fc1"], blk["norm2"])
+
+    def _fold(self, g: dict[str, Any], norm: dict[str, Any]) -> None:
+        """Fold LayerNorm `norm` into GEMM `g` (self.folds, for plugins/ln_gemm) where the kernel takes it: an FP16
+        GEMM without output quantization or padding, K % 16 == 0."""
+        from trt_swin.plugins.ln_gemm.reference import fold_layer_norm
+
+        if (g["mode"] == "fp16" and g["out_scale"] is None and g["K"] == g["K_orig"]
+                and g["N"] == g["N_orig"] and g["K"] % 16 == 0):
+            self.folds[g["name"]] = fold_layer_norm(self.t[g["weight"]], self.t[norm["gamma"]],
+                                                    self.t[norm["beta"]], self.t[g["bias"]] if g["bias"] else None)
+
+    @staticmethod
+    def _plain_fp16(g: dict[str, Any]) -> bool:
+        """An FP16 GEMM without activation, output quantization or padding (gemm_window_reverse_triton's proj)."""
+        return (g["mode"] == "fp16" and g["act"] == "none" and g["out_scale"] is None and g["K"] == g["K_orig"]
+                and g["N"] == g["N_orig"] and g["K"] % 16 == 0)
 
     def _attention_fusable(self, blk: dict[str, Any], max_c: int) -> bool:
         """Whether the block's attention half can run as fused_attention_: FP16 QKV and proj (or FP8 ones, with the
@@ -372,8 +427,12 @@ class NativeEngine:
             h = ln_shift_partition(x, t[n2["gamma"]], t[n2["beta"]], n2["eps"], 1, 0, **self._quant_out(fc1_g))
             h = self._gemm(h, fc1_g, fp8_consumer=fc2_g if fc2_g["mode"] == "fp8" else None)  # B*H*W, 4C
             return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
-        tok = ln_shift_partition(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], ws, ss, **self._quant_out(qkv_g))
-        qkv = self._gemm(tok, qkv_g)  # B*nW*N, 3C
+        small = B <= self.ln_gemm_max_batch and B * H * W <= self.ln_gemm_max_rows  # plugins/ln_gemm
+        if small and qkv_g["name"] in self.folds:
+            qkv = ln_gemm_triton(x, self.folds[qkv_g["name"]], n1["eps"], ("window", ws, ss))  # B*nW*N, 3C
+        else:
+            tok = ln_shift_partition(x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], ws, ss, **self._quant_out(qkv_g))
+            qkv = self._gemm(tok, qkv_g)  # B*nW*N, 3C
         s = qkv_g["out_scale"] if qkv.dtype == torch.int8 else 1.0
         if blk["rel_bias"] + ":w64" in t:  # _triton_window_attention_ok at load
             a = window_attention_triton_(qkv, t[blk["rel_bias"] + ":w64"], blk["nH"], blk["attn_scale"], H, W, ws, ss,
@@ -382,6 +441,18 @@ class NativeEngine:
             mask = t[blk["mask"]] if blk["mask"] else None
             a = window_attention(qkv, t[blk["rel_bias"]], mask, blk["nH"], blk["attn_scale"], s, s, s,
                                  **self._quant_out(proj_g))  # B*nW*N, C
+        if small and a.dtype == torch.float16 and self._plain_fp16(proj_g):
+            gemm_window_reverse_triton(a, t[proj_g["weight"]], t[proj_g["bias"]] if proj_g["bias"] else None, x, ws,
+                                       ss)  # x += attention branch (in place)
+            if fused_mlp:
+                return self._fused_mlp(x, blk)
+            if fc1_g["name"] in self.folds:
+                act = "none" if fc1_g["act"] != "gelu" else "gelu_tanh" if self.gelu == "tanh" else "gelu_erf"
+                h = ln_gemm_triton(x.view(-1, C), self.folds[fc1_g["name"]], n2["eps"], ("rows",), act)  # B*H*W, 4C
+            else:
+                h = self._gemm(self._ln(x, n2, **self._quant_out(fc1_g)), fc1_g,
+                               fp8_consumer=fc2_g if fc2_g["mode"] == "fp8" else None)
+            return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
         y = self._gemm(a, proj_g)  # B*nW*N, C
         y_scale = proj_g["out_scale"] if y.dtype == torch.int8 else 1.0
         # Blocks within fused_mlp_max_c take the fused MLP at every batch size (at batch 1 it costs a little on the
@@ -447,13 +518,25 @@ class NativeEngine:
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         """The stages, final norm, pooling and head on the residual stream x [B, Hp, Wp, C] float16 -> logits."""
+        if x.shape[0] <= self.pdl_max_batch:
+            from trt_swin.plugins import triton_utils
+
+            triton_utils.PDL = True
+            try:
+                return self._body(x)
+            finally:
+                triton_utils.PDL = False
+        return self._body(x)
+
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
         plan, t = self.plan, self.t
         B = x.shape[0]
         for st in plan["stages"]:
             ds = st["downsample"]
             if ds:
                 red = ds["gemm"]
-                m = patch_merge(x, t[ds["norm"]["gamma"]], t[ds["norm"]["beta"]], ds["norm"]["eps"], **self._quant_out(red))
+                m = patch_merge(x, t[ds["norm"]["gamma"]], t[ds["norm"]["beta"]], ds["norm"]["eps"],
+                                **self._quant_out(red))
                 x = self._gemm(m.view(-1, m.shape[-1]), red).view(B, m.shape[1], m.shape[2], -1)  # B, H/2, W/2, 2C
             for blk in st["blocks"]:
                 x = self._block(x, blk)

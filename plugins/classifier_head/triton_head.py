@@ -16,6 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait
 from .reference import check_inputs
 
 TOKENS_PER_PROGRAM = 16  # TB: Swin's 49 (w7) / 144 (w12) final tokens in 4 / 9 chunks per program
@@ -23,7 +24,8 @@ TOKENS_PER_PROGRAM = 16  # TB: Swin's 49 (w7) / 144 (w12) final tokens in 4 / 9 
 
 @triton.jit
 def _pool_kernel(x_ptr, gamma_ptr, beta_ptr, feats_ptr, L, eps, C: tl.constexpr, CP: tl.constexpr,
-                 TB: tl.constexpr):
+                 TB: tl.constexpr, PDL: tl.constexpr):
+    pdl_wait(PDL)
     b = tl.program_id(0)
     c = tl.arange(0, CP)
     cm = c < C
@@ -62,7 +64,8 @@ def classifier_head_triton(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Ten
     if B:
         cp = max(16, triton.next_power_of_2(C))
         _pool_kernel[(B,)](x, gamma.float().contiguous(), beta.float().contiguous(), feats, L, eps, C=C, CP=cp,
-                           TB=TOKENS_PER_PROGRAM, num_warps=4 if cp <= 1024 else 8, num_stages=2)
+                           TB=TOKENS_PER_PROGRAM, num_warps=4 if cp <= 1024 else 8, num_stages=2,
+                           **pdl_launch(pdl_enabled(x)))
     if weight is None:
         return feats
     return torch.nn.functional.linear(feats, weight, None if bias is None else bias.float())

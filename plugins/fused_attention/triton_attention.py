@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from ..epilogue.reference import check_fp8_scales
-from ..triton_utils import quantize_e4m3
+from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3
 from .reference import HEAD_DIM, KEYS, check_inputs
 
 # (num_warps, num_stages, staged, maxnreg) per C, the fastest measured on the H100 at batch 128 with a float16 bias
@@ -70,7 +70,9 @@ def _wt(w_ptr, row0, C: tl.constexpr, cols, d):
 def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias_ptr, wp_ptr, bp_ptr, stage_ptr,
                             H, W, nWh, nWw, shift, eps, scale, s_qkv, s_qkv_deq, s_proj, s_proj_deq,
                             C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, NH: tl.constexpr,
-                            WS: tl.constexpr, NP: tl.constexpr, STAGED: tl.constexpr, FP8: tl.constexpr):
+                            WS: tl.constexpr, NP: tl.constexpr, STAGED: tl.constexpr, FP8: tl.constexpr,
+                            PDL: tl.constexpr):
+    pdl_wait(PDL)
     HD: tl.constexpr = 32
     LOG2E: tl.constexpr = 1.4426950408889634
     win = tl.program_id(0)
@@ -245,5 +247,5 @@ def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
         x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, stage, H, W, nWh, nWw, shift, eps, scale,
         s_qkv, s_qkv * ws_qkv, s_proj, s_proj * ws_proj,
         C=C, C0=c0, C1=c1, NH=C // HEAD_DIM, WS=ws, NP=np_rows, STAGED=bool(staged), FP8=fp8, num_warps=warps,
-        num_stages=stages, **({"maxnreg": maxnreg} if maxnreg else {}))
+        num_stages=stages, **({"maxnreg": maxnreg} if maxnreg else {}), **pdl_launch(pdl_enabled(x)))
     return x

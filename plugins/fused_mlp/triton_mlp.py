@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from .reference import TRITON_MAX_C, check_fp8_inputs, check_inputs
-from ..triton_utils import quantize_e4m3
+from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3
 
 # (block_m, block_h, num_warps, num_stages) per C: the fastest of 17 configs on the H100 at batch 128 (BENCHMARKS.md,
 # session 5; 64 x 64, 4 warps, 3 stages is within 5 % at C = 128 and 23 % slower at C = 96 / 192). Other C take the
@@ -66,8 +66,9 @@ def _act(v, ACT: tl.constexpr):
 @triton.jit
 def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps, s_in1, s_deq1, s_in2,
                       s_deq2, C: tl.constexpr, CP: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr,
-                      ACT: tl.constexpr, FP8: tl.constexpr):
+                      ACT: tl.constexpr, FP8: tl.constexpr, PDL: tl.constexpr):
     """The MLP half of a [BM, C] row tile (C padded to CP); FP8 as in _fused_mlp_split_kernel."""
+    pdl_wait(PDL)
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BM + tl.arange(0, BM)
     cols = tl.arange(0, CP)
@@ -112,11 +113,13 @@ def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr
 @triton.jit
 def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps, s_in1, s_deq1, s_in2,
                             s_deq2, C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, HD: tl.constexpr,
-                            BM: tl.constexpr, BH: tl.constexpr, ACT: tl.constexpr, FP8: tl.constexpr):
+                            BM: tl.constexpr, BH: tl.constexpr, ACT: tl.constexpr, FP8: tl.constexpr,
+                            PDL: tl.constexpr):
     """_fused_mlp_kernel for C = C0 + C1 (both powers of two): the row tile, the FC1 K and the FC2 N each in two
     column blocks, so no padded column is computed. FP8: FP8 weights and FC inputs (an FP8 engine's MLP): the
     LayerNorm output quantized with s_in1 and the activated hidden with s_in2, each GEMM's FP32 sum times s_deq
     (input scale x per-tensor weight scale)."""
+    pdl_wait(PDL)
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BM + tl.arange(0, BM)
     c0 = tl.arange(0, C0)
@@ -207,9 +210,9 @@ def fused_mlp_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, 
     if C & (C - 1) and C - c0 >= (32 if fp8 else 16) and not (C - c0) & (C - c0 - 1):
         _fused_mlp_split_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, s_in1, s_in1 * w_s1, s_in2,
                                       s_in2 * w_s2, C=C, C0=c0, C1=C - c0, HD=Hd, BM=bm, BH=bh, ACT=a,
-                                      FP8=fp8, num_warps=warps, num_stages=stages)
+                                      FP8=fp8, num_warps=warps, num_stages=stages, **pdl_launch(pdl_enabled(x)))
     else:
         _fused_mlp_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, s_in1, s_in1 * w_s1, s_in2, s_in2 * w_s2,
                                 C=C, CP=_next_pow2(C), HD=Hd, BM=bm, BH=bh, ACT=a, FP8=fp8, num_warps=warps,
-                                num_stages=stages)
+                                num_stages=stages, **pdl_launch(pdl_enabled(x)))
     return x

@@ -18,6 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait
 from .reference import check_int8_epilogue_inputs
 
 # (block_m, block_n, block_k, num_warps, num_stages): block_n follows N (the least padding, then the widest), block_k
@@ -30,8 +31,9 @@ DEFAULT_BLOCK_M, DEFAULT_WARPS, DEFAULT_STAGES = 128, 8, 3
 @triton.jit
 def _gemm_int8_kernel(a_ptr, w_ptr, out_ptr, cs_ptr, bias_ptr, res_ptr, M, N, K, in_scale, out_scale,
                       HAS_BIAS: tl.constexpr, GELU: tl.constexpr, HAS_RES: tl.constexpr, OUT: tl.constexpr,
-                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr):
+                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr, PDL: tl.constexpr):
     """OUT: 0 float16, 1 int8, 2 int8 then dequantized to float16 (the residual added after the dequantization)."""
+    pdl_wait(PDL)
     pid = tl.program_id(0)
     n_m = tl.cdiv(M, BM)
     n_n = tl.cdiv(N, BN)
@@ -117,5 +119,6 @@ def gemm_int8_triton(a: torch.Tensor, w: torch.Tensor, in_scale: float, col_scal
         a, w, out, col_scale, bias if bias is not None else col_scale,
         residual.contiguous() if residual is not None else out, M, N, K, float(in_scale),
         float(out_scale or 1.0), HAS_BIAS=bias is not None, GELU=act == "gelu", HAS_RES=residual is not None,
-        OUT=out_kind, BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps, num_stages=stages)
+        OUT=out_kind, BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps, num_stages=stages,
+        **pdl_launch(pdl_enabled(a)))
     return out

@@ -20,7 +20,7 @@ import triton.language as tl
 
 from ..fused_attention.reference import KEYS, pad_bias
 from ..fused_attention.triton_attention import shift_regions
-from ..triton_utils import quantize_e4m3
+from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3
 
 HEAD_DIM = 32
 
@@ -38,7 +38,8 @@ __all__ = ["window_attention_triton", "pad_bias"]
 @triton.jit
 def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale, out_scale,
                              C: tl.constexpr, HPP: tl.constexpr, WS: tl.constexpr, NP: tl.constexpr,
-                             OUT_FP8: tl.constexpr):
+                             OUT_FP8: tl.constexpr, PDL: tl.constexpr):
+    pdl_wait(PDL)
     HD: tl.constexpr = 32
     N: tl.constexpr = WS * WS
     LOG2E: tl.constexpr = 1.4426950408889634
@@ -125,5 +126,5 @@ def window_attention_triton(qkv: torch.Tensor, bias64: torch.Tensor, num_heads: 
     _window_attention_kernel[(num_windows, num_heads // hpp)](
         qkv, bias64, out, nWh, nWw, shift, scale, 1.0 if out_scale is None else float(out_scale), C=C, HPP=hpp,
         WS=window_size, NP=max(16, triton.next_power_of_2(N)), OUT_FP8=out_scale is not None, num_warps=warps,
-        num_stages=stages)
+        num_stages=stages, **pdl_launch(pdl_enabled(qkv)))
     return out

@@ -348,3 +348,55 @@ def test_mlp_kernel_errors(monkeypatch):
         resolve_fused_kernel("triton", torch.device("cuda:0"), "x.engine", "attention_kernel")
     with pytest.raises(ValueError, match="attention_kernel must be 'auto', 'cuda' or 'triton'"):
         BuildConfig(attention_kernel="cutlass")
+
+
+_INTERPRET_BATCH1 = """
+import torch
+import trt_swin.engines.native.runtime as rt
+from trt_swin import data as data_mod
+from trt_swin.engines.native import BuildConfig, NativeEngine, build_native_engine
+from trt_swin.models import load_model
+
+calls = {"ln_gemm": 0, "window_reverse": 0}
+for name, key in (("ln_gemm_triton", "ln_gemm"), ("gemm_window_reverse_triton", "window_reverse")):
+    real = getattr(rt, name)
+    setattr(rt, name, lambda *a, _real=real, _key=key: calls.__setitem__(_key, calls[_key] + 1) or _real(*a))
+model, info = load_model("fmnist-mini")
+ds = data_mod.build_dataset(None, "test", info)
+images = torch.stack([ds[i][0] for i in range(3)])
+with torch.no_grad():
+    ref = model(images)
+plan, tensors, build = build_native_engine(model, BuildConfig("fp16", max_batch=4, gelu="tanh", fused_mlp_max_c=0,
+                                                              fused_attention_max_c=0), model_info=info.to_dict())
+eng = NativeEngine({"config": plan, "build": build}, tensors, "cpu")
+assert eng.ln_gemm_max_batch == 0 and not eng.folds  # CPU: the reference ops only
+default = torch.cat([eng(images[i:i + 1]) for i in range(3)])
+default3 = eng(images)
+eng.ln_gemm_max_batch = 1  # the batch-1 path, its Triton kernels under the interpreter
+eng._prepare_folds()
+blocks = sum(len(st["blocks"]) for st in plan["stages"])
+assert len(eng.folds) == 2 * blocks, (len(eng.folds), blocks)
+out = torch.cat([eng(images[i:i + 1]) for i in range(3)])
+assert calls == {"ln_gemm": 6 * blocks, "window_reverse": 3 * blocks}, calls
+assert torch.equal(eng(images), default3)  # batch 3: the default path
+rel = lambda a, b: ((a - b).norm() / b.norm()).item()
+assert bool((out.argmax(1) == ref.argmax(1)).all())
+print(max(rel(out, ref), rel(out, default)))
+"""
+
+
+def test_batch1_path_matches_the_default_path():
+    """At batch 1 (where the Triton kernels run) unfused blocks take the row-gathered GEMMs (plugins/ln_gemm): QKV
+    and FC1 with their LayerNorms folded in, proj + window reverse + residual. On CPU, with those kernels under
+    Triton's interpreter and every other op's reference: the fmnist-mini logits vs the default path and vs timm."""
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", TRT_SWIN_TRITON_CPU="1")
+    r = subprocess.run([sys.executable, "-c", _INTERPRET_BATCH1], env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    worst = float(r.stdout.strip().splitlines()[-1])
+    assert worst < 5e-3, f"rel-L2 {worst:.2e} against timm / the default path"

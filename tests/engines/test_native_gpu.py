@@ -174,3 +174,32 @@ def test_random_swin_t_int8_triton_gemm_matches_the_two_kernel_path(cuda_device)
     assert rel_l2(triton_out, plain) < 2e-2
     assert float((triton_out.argmax(1) == plain.argmax(1)).float().mean()) >= 0.9
     assert torch.equal(one, eng(x[:1]))
+
+
+def test_random_swin_t_batch1_path_matches_the_default_path(cuda_device):
+    """Where the Triton kernels run (compute capability 9.x), batch 1 takes the row-gathered GEMMs (plugins/ln_gemm)
+    in unfused blocks and programmatic dependent launch: the logits match the same engine with both off and timm's
+    FP32 model; batch 2 runs the default path (identical logits with the switch off)."""
+    pytest.importorskip("triton")
+    from trt_swin.models import load_model
+
+    torch.manual_seed(0)
+    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
+    plan, tensors, build = build_native_engine(model, BuildConfig("fp16", max_batch=2), device=cuda_device)
+    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=[1, 2])
+    if not eng.ln_gemm_max_batch:
+        pytest.skip("the Triton kernels run on compute capability 9.x only")
+    assert eng.pdl_max_batch == 1 and len(eng.folds) == 2 * 12  # QKV and FC1 of Swin-T's 12 blocks
+    x = torch.randn(2, 3, 224, 224, device="cuda")
+    with torch.no_grad():
+        ref = model.float().cuda()(x).float()
+    model.cpu()
+    one = torch.cat([eng(x[:1]), eng(x[1:])])
+    two = eng(x)
+    eng.ln_gemm_max_batch = eng.pdl_max_batch = 0
+    eng._graphs.clear()
+    eng._pool = None
+    plain_one = torch.cat([eng(x[:1]), eng(x[1:])])
+    assert torch.equal(eng(x), two)
+    assert rel_l2(one, plain_one) < 5e-3
+    assert rel_l2(one, ref) < 1e-2 and bool((one.argmax(1) == ref.argmax(1)).all())
