@@ -19,9 +19,9 @@ outputs stay on chip), then the MLP half: with the fused MLP too, 2 launches per
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue;
 where the Triton kernels run, blocks with C <= fused_mlp_max_c / fused_attention_max_c run the Triton fused MLP's /
 fused attention's FP8 forms.
-Batch 1 (Triton kernels, FP16 GEMMs): unfused blocks run 5 launches, norm1 folded into QKV and norm2 into FC1
-(plugins/ln_gemm): ln_gemm(window gather) -> window attention -> proj GEMM + window reverse + residual -> ln_gemm(FC1
-+ GELU) -> FC2 GEMM (+ residual), and the Triton kernels launch with programmatic dependent launch.
+Batch 1 (Triton kernels, FP16 GEMMs): unfused blocks with C <= 512 run 5 launches, norm1 folded into QKV and norm2
+into FC1 (plugins/ln_gemm): ln_gemm(window gather) -> window attention -> proj GEMM + window reverse + residual ->
+ln_gemm(FC1 + GELU) -> FC2 GEMM (+ residual), and the Triton kernels launch with programmatic dependent launch.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
 multiple of 8) + LN; in an engine that runs Triton kernels, one kernel (plugins/patch_embed) on the caller's images
 ahead of the CUDA graph. Residual stream: float16 [B, H, W, C].
@@ -145,11 +145,13 @@ AUTO_WIDE_FUSION = {"triton": (192, 512)}
 # batch 128 (0.27 vs 0.46 ms for the stage-1 QKV), not at stage 3-4 sizes (25088 rows: proj 0.082 vs 0.069, FC2
 # 0.121 vs 0.104) nor with the erf-GELU epilogue (stage-2 FC1 0.345 vs 0.325) (BENCHMARKS.md, session 9).
 TRITON_INT8_GEMM_MIN_M = 32768
-# Batch 1 (and blocks of at most 1024 tokens: Swin-T's largest unfused block at batch 1 has 784) takes the
-# row-gathered Triton GEMMs and PDL: Swin-T FP16 on the H100 0.405 -> 0.366 ms; at batch 2 - 8 each lost 1 - 10 %
-# (BENCHMARKS.md, session 10).
+# Batch 1 takes PDL, and its blocks of at most 1024 tokens (Swin-T's largest unfused block at batch 1 has 784) and C
+# <= 512 the row-gathered Triton GEMMs: FP16 on the H100, Swin-T 0.405 -> 0.360 ms, Swin-B 0.819 -> 0.759; at batch
+# 2 - 8 they lost 1 - 10 %, and at C 768 / 1024 (stage 4) the wide QKV and FC1 GEMMs lose to cuBLASLt (BENCHMARKS.md,
+# session 10).
 LN_GEMM_MAX_BATCH = 1
 LN_GEMM_MAX_ROWS = 1024
+LN_GEMM_MAX_C = 512
 PDL_MAX_BATCH = 1
 
 
@@ -208,10 +210,11 @@ class NativeEngine:
         self.triton_int8_gemm = runs_triton
         # Batch 1: unfused blocks run three row-gathered FP16 GEMMs (plugins/ln_gemm), each one kernel for a memory
         # op + a GEMM (norm1 + shift + partition -> QKV; proj -> window reverse + residual; norm2 -> FC1 + GELU),
-        # and the Triton kernels launch with programmatic dependent launch (plugins/triton_utils.py). Both lose to
-        # the default path from batch 2 (BENCHMARKS.md, session 10): the bounds below.
+        # and the Triton kernels launch with programmatic dependent launch (plugins/triton_utils.py). Where they
+        # lose to the default path: the bounds (LN_GEMM_MAX_*, PDL_MAX_BATCH).
         self.ln_gemm_max_batch = LN_GEMM_MAX_BATCH if runs_triton else 0
         self.ln_gemm_max_rows = LN_GEMM_MAX_ROWS
+        self.ln_gemm_max_c = LN_GEMM_MAX_C
         self.pdl_max_batch = PDL_MAX_BATCH if runs_triton else 0
         self.folds: dict[str, Any] = {}
         head = self.plan["head"]
@@ -427,7 +430,8 @@ class NativeEngine:
             h = ln_shift_partition(x, t[n2["gamma"]], t[n2["beta"]], n2["eps"], 1, 0, **self._quant_out(fc1_g))
             h = self._gemm(h, fc1_g, fp8_consumer=fc2_g if fc2_g["mode"] == "fp8" else None)  # B*H*W, 4C
             return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
-        small = B <= self.ln_gemm_max_batch and B * H * W <= self.ln_gemm_max_rows  # plugins/ln_gemm
+        small = (B <= self.ln_gemm_max_batch and B * H * W <= self.ln_gemm_max_rows
+                 and C <= self.ln_gemm_max_c)  # plugins/ln_gemm
         if small and qkv_g["name"] in self.folds:
             qkv = ln_gemm_triton(x, self.folds[qkv_g["name"]], n1["eps"], ("window", ws, ss))  # B*nW*N, 3C
         else:
