@@ -14,7 +14,8 @@ def quantize_e4m3(v, scale):
 
 # Programmatic dependent launch (Hopper): a kernel launched with it may start while the kernel before it finishes (as
 # soon as that one's programs have all started, or ended), and waits (griddepcontrol.wait) before touching memory: its
-# launch overlaps the previous kernel's tail. Off by default; the engine turns it on (NativeEngine.pdl).
+# launch overlaps the previous kernel's tail. Off by default; the engine turns it on while it launches a batch of at
+# most NativeEngine.pdl_max_batch images.
 PDL = False
 
 

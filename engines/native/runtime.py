@@ -271,27 +271,26 @@ class NativeEngine:
                     self.t[blk["rel_bias"] + ":w64"] = pad_bias(self.t[blk["rel_bias"]]).half()
 
     def _prepare_folds(self) -> None:
-        """norm1 folded into QKV and norm2 into FC1 (self.folds) for the row-gathered Triton GEMMs."""
-        for st in self.plan["stages"] if self.ln_gemm_max_batch else ():
-            for blk in st["blocks"]:
-                self._fold(blk["qkv"], blk["norm1"])
-                self._fold(blk["fc1"], blk["norm2"])
-
-    def _fold(self, g: dict[str, Any], norm: dict[str, Any]) -> None:
-        """Fold LayerNorm `norm` into GEMM `g` (self.folds, for plugins/ln_gemm) where the kernel takes it: an FP16
-        GEMM without output quantization or padding, K % 16 == 0."""
+        """norm1 folded into QKV and norm2 into FC1 (self.folds) for the row-gathered Triton GEMMs, in the blocks the
+        batch-1 rule can send there (one image's tokens within ln_gemm_max_rows, C within ln_gemm_max_c): a folded
+        weight is a second copy of the GEMM's weight."""
         from trt_swin.plugins.ln_gemm.reference import fold_layer_norm
 
-        if (g["mode"] == "fp16" and g["out_scale"] is None and g["K"] == g["K_orig"]
-                and g["N"] == g["N_orig"] and g["K"] % 16 == 0):
-            self.folds[g["name"]] = fold_layer_norm(self.t[g["weight"]], self.t[norm["gamma"]],
-                                                    self.t[norm["beta"]], self.t[g["bias"]] if g["bias"] else None)
+        for st in self.plan["stages"] if self.ln_gemm_max_batch else ():
+            for blk in st["blocks"]:
+                if blk["H"] * blk["W"] > self.ln_gemm_max_rows or blk["C"] > self.ln_gemm_max_c:
+                    continue
+                for g, norm in ((blk["qkv"], blk["norm1"]), (blk["fc1"], blk["norm2"])):
+                    if self._fp16_unpadded(g):
+                        self.folds[g["name"]] = fold_layer_norm(self.t[g["weight"]], self.t[norm["gamma"]],
+                                                                self.t[norm["beta"]],
+                                                                self.t[g["bias"]] if g["bias"] else None)
 
     @staticmethod
-    def _plain_fp16(g: dict[str, Any]) -> bool:
-        """An FP16 GEMM without activation, output quantization or padding (gemm_window_reverse_triton's proj)."""
-        return (g["mode"] == "fp16" and g["act"] == "none" and g["out_scale"] is None and g["K"] == g["K_orig"]
-                and g["N"] == g["N_orig"] and g["K"] % 16 == 0)
+    def _fp16_unpadded(g: dict[str, Any]) -> bool:
+        """An FP16 GEMM without output quantization or padding, K % 16 == 0: what the row-gathered GEMMs take."""
+        return (g["mode"] == "fp16" and g["out_scale"] is None and g["K"] == g["K_orig"] and g["N"] == g["N_orig"]
+                and g["K"] % 16 == 0)
 
     def _attention_fusable(self, blk: dict[str, Any], max_c: int) -> bool:
         """Whether the block's attention half can run as fused_attention_: FP16 QKV and proj (or FP8 ones, with the
@@ -445,7 +444,7 @@ class NativeEngine:
             mask = t[blk["mask"]] if blk["mask"] else None
             a = window_attention(qkv, t[blk["rel_bias"]], mask, blk["nH"], blk["attn_scale"], s, s, s,
                                  **self._quant_out(proj_g))  # B*nW*N, C
-        if small and a.dtype == torch.float16 and self._plain_fp16(proj_g):
+        if small and a.dtype == torch.float16 and proj_g["act"] == "none" and self._fp16_unpadded(proj_g):
             gemm_window_reverse_triton(a, t[proj_g["weight"]], t[proj_g["bias"]] if proj_g["bias"] else None, x, ws,
                                        ss)  # x += attention branch (in place)
             if fused_mlp:
