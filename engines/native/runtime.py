@@ -138,7 +138,8 @@ AUTO_FUSED_ATTENTION_MAX_C = {"cuda": 96, "triton": 128}
 # fused attention and the fused MLP) where the block's grid has at least the second number of windows. Swin-T stage 2
 # (C 192) on the H100, same engine and GEMM algorithms: 1.268 vs 1.284 ms at batch 32 (512 windows), 2.231 vs 2.278 at
 # batch 64, 4.341 vs 4.362 at batch 128; slower at batch 1 (0.456 vs 0.413 ms, session 7), where the cuBLASLt path
-# wins (BENCHMARKS.md, session 8).
+# wins (BENCHMARKS.md, session 8). FP8 engines too, on the kernels' FP8 forms (tanh GELU for the MLP): 1.177 vs 1.205
+# ms at batch 32, 3.711 vs 3.806 at batch 128 (session 11).
 AUTO_WIDE_FUSION = {"triton": (192, 512)}
 # The Triton INT8 GEMM (cuBLASLt's INT8 GEMM + the epilogue op in one kernel, the same result up to rounding ties) from
 # this many rows: on the H100 it beat the two kernels on Swin-T's stage-1 QKV, proj, FC2 and stage-2 QKV, FC2 GEMMs at
@@ -263,7 +264,7 @@ class NativeEngine:
                 if blk["fc1"]["mode"] == "fp8" and blk["fc2"]["mode"] == "fp8":
                     self.t[blk["fc1"]["name"] + ":out_inv"] = scalar(1.0 / blk["fc2"]["in_scale"])
                 fusable = self._attention_fusable(blk, self.fused_attention_max_c)
-                wide = blk["qkv"]["mode"] == "fp16" and self._attention_fusable(blk, self.wide_fusion[0])
+                wide = self._attention_fusable(blk, self.wide_fusion[0])  # FP16, or FP8 on the Triton kernels
                 if fusable or wide:  # the Triton kernel reads a float16 table (half the bytes)
                     bias64 = pad_bias(self.t[blk["rel_bias"]])
                     self.t[blk["rel_bias"] + ":64"] = bias64.half() if self.attention_kernel == "triton" else bias64
@@ -413,7 +414,7 @@ class NativeEngine:
         wide = (C <= self.wide_fusion[0] and B * -(-H // ws) * -(-W // ws) >= self.wide_fusion[1]
                 and blk["rel_bias"] + ":64" in t)
         fused_mlp = ((C <= self.fused_mlp_max_c or wide) and fc1_g["mode"] == fc2_g["mode"] == "fp16"
-                     or self._fp8_mlp_fusable(blk))
+                     or self._fp8_mlp_fusable(blk, wide))
         if blk["rel_bias"] + ":64" in t and (C <= self.fused_attention_max_c or wide):  # _attention_fusable at load
             args = (x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
                     t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss, blk["attn_scale"])
@@ -469,12 +470,14 @@ class NativeEngine:
         h = self._gemm(h.view(-1, C), fc1_g, fp8_consumer=fc2_g if fc2_g["mode"] == "fp8" else None)  # B*H*W, 4C
         return self._gemm(h, fc2_g, residual=x.view(-1, C)).view(B, H, W, C)
 
-    def _fp8_mlp_fusable(self, blk: dict[str, Any]) -> bool:
+    def _fp8_mlp_fusable(self, blk: dict[str, Any], wide: bool = False) -> bool:
         """Whether the block's MLP half runs as the Triton fused MLP's FP8 form: FP8 FC1 and FC2 (per-tensor weight
-        scales), tanh GELU, C within fused_mlp_max_c and the Triton kernel's bound, the Triton MLP kernel."""
+        scales), tanh GELU, C within fused_mlp_max_c (or a block the large-grid rule fuses: `wide`) and the Triton
+        kernel's bound, the Triton MLP kernel."""
         fc1_g, fc2_g = blk["fc1"], blk["fc2"]
         return (self.mlp_kernel == "triton" and fc1_g["mode"] == fc2_g["mode"] == "fp8" and self.gelu == "tanh"
-                and blk["C"] <= min(self.fused_mlp_max_c, TRITON_MLP_MAX_C) and fc2_g["out_scale"] is None
+                and (blk["C"] <= self.fused_mlp_max_c or wide) and blk["C"] <= TRITON_MLP_MAX_C
+                and fc2_g["out_scale"] is None
                 and bool(fc1_g["bias"]) and bool(fc2_g["bias"]))
 
     def _fused_mlp(self, x: torch.Tensor, blk: dict[str, Any]) -> torch.Tensor:

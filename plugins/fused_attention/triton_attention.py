@@ -212,13 +212,17 @@ def fused_attention_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Te
     allocates a [windows, 64, C] float16 staging buffer per call (float8 in the FP8 form).
     fp8_scales = (qkv in_scale, qkv w_scale, proj in_scale, proj w_scale): the FP8 form (an FP8 engine's attention
     half, reference `fused_attention_ref(..., fp8_scales=)`): w_qkv and w_proj float8_e4m3fn with per-tensor scales,
-    the QKV and proj GEMMs on FP8 inputs, the attention itself in FP16 / FP32 as the FP16 form."""
+    the QKV and proj GEMMs on FP8 inputs, the attention itself in FP16 / FP32 as the FP16 form. num_warps must be 4."""
     check_inputs(x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj, window_size, shift,
                  bias_dtypes=(torch.float32, torch.float16),
                  weight_dtype=torch.float16 if fp8_scales is None else torch.float8_e4m3fn)  # the CUDA op's contract
     if fp8_scales is not None:
         check_fp8_scales("fused_attention_triton_", fp8_scales,
                          "qkv in_scale, qkv w_scale, proj in_scale, proj w_scale")
+    if config is not None and config[0] != 4:
+        # one warpgroup per window: the only form measured and tested; Triton 3.6 compiled 8 warps x 1 stage at C 128
+        # into a kernel that faulted (illegal address) on the H100 (BENCHMARKS.md, session 11)
+        raise ValueError(f"fused_attention_triton_: config num_warps must be 4, got {config[0]}")
     if not x.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
         raise ValueError("fused_attention_triton_: x must be a CUDA tensor (the Triton kernel has no CPU path; "
                          "fused_attention_ has)")

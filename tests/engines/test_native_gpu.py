@@ -144,6 +144,45 @@ def test_random_swin_t_fp16_auto_kernels_large_and_small_grids(cuda_device):
         assert bool((out.cpu().argmax(1) == ref[:b].argmax(1)).float().mean() >= 0.95), f"batch {b}"
 
 
+def test_random_swin_t_fp8_large_grid_fuses_stage2(cuda_device):
+    """Where the Triton kernels run (compute capability 9.x), an FP8 engine (tanh GELU) fuses both halves of Swin-T's
+    stage 2 on a large grid (batch 32: 512 windows) on the fused kernels' FP8 forms. Its logits are as close to timm's
+    FP32 ones as the same engine's with the rule off (the unfused FP8 GEMMs), and batch 3 (48 windows) runs the same
+    path with the rule on or off."""
+    pytest.importorskip("triton")
+    from trt_swin.engines.native.runtime import AUTO_WIDE_FUSION
+    from trt_swin.models import load_model
+
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("FP8 needs compute capability 8.9+")
+    torch.manual_seed(0)
+    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
+    g = torch.Generator().manual_seed(0)
+    scales = calibrate_max(model, torch.randn(8, 3, 224, 224, generator=g), "fp8")
+    plan, tensors, build = build_native_engine(model, BuildConfig("fp8", max_batch=32, recipe="fp8"), scales,
+                                               device=cuda_device)
+    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=[3, 32])
+    if eng.attention_kernel != "triton" or eng.mlp_kernel != "triton":
+        pytest.skip(f"the Triton kernels run on compute capability 9.x under auto ({torch.cuda.get_device_name()})")
+    assert eng.wide_fusion == AUTO_WIDE_FUSION["triton"] and 32 * 16 >= eng.wide_fusion[1] > 3 * 16
+    stage2 = plan["stages"][1]["blocks"]
+    assert all(blk["rel_bias"] + ":64" in eng.t and eng._fp8_mlp_fusable(blk, True)
+               and not eng._fp8_mlp_fusable(blk) for blk in stage2)
+    x = torch.randn(32, 3, 224, 224)
+    with torch.no_grad():
+        ref = torch.cat([model(x[i:i + 16]) for i in range(0, 32, 16)])
+    fused, small = eng(x.cuda()), eng(x[:3].cuda())
+    eng.wide_fusion = (0, 0)
+    eng._graphs.clear()
+    eng._pool = None
+    unfused = eng(x.cuda())
+    assert bool(torch.isfinite(fused).all())
+    assert rel_l2(fused, unfused) > 1e-3  # the rule changed the path
+    assert rel_l2(fused, ref) <= 1.25 * rel_l2(unfused, ref) + 5e-3
+    assert float((fused.cpu().argmax(1) == ref.argmax(1)).float().mean()) >= 0.8
+    assert torch.equal(small, eng(x[:3].cuda()))
+
+
 def test_random_swin_t_int8_triton_gemm_matches_the_two_kernel_path(cuda_device):
     """Where the Triton kernels run (compute capability 9.x), an INT8 engine's non-GELU GEMMs of at least
     TRITON_INT8_GEMM_MIN_M rows run the Triton INT8 GEMM (epilogue fused); the same engine with it turned off

@@ -284,6 +284,8 @@ def test_triton_kernel_contract():
     args = [x, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias), w_proj, b_proj, 7, 0, SCALE]
     with pytest.raises(ValueError, match="x must be a CUDA tensor"):
         triton_attention.fused_attention_triton_(*args)
+    with pytest.raises(ValueError, match="num_warps must be 4"):
+        triton_attention.fused_attention_triton_(*args, config=(8, 1))
     with pytest.raises(ValueError, match=r"bias64 must be \[2, 64, 64\]"):
         triton_attention.fused_attention_triton_(*args[:6], bias, *args[7:])
     with pytest.raises(ValueError, match="bias64 must be torch.float32 or torch.float16"):
