@@ -144,6 +144,28 @@ def test_random_swin_t_fp16_auto_kernels_large_and_small_grids(cuda_device):
         assert bool((out.cpu().argmax(1) == ref[:b].argmax(1)).float().mean() >= 0.95), f"batch {b}"
 
 
+def _random_swin_t(precision: str, device, buckets: list[int]):
+    """(model, plan, engine) of a random-init Swin-T with 10 classes: the engine with CUDA graphs for `buckets` (max
+    batch their largest); INT8 / FP8 scales max-calibrated on 8 random images."""
+    from trt_swin.models import load_model
+
+    torch.manual_seed(0)
+    model, _ = load_model("swin_tiny_patch4_window7_224", num_classes=10)
+    g = torch.Generator().manual_seed(0)
+    quantized = precision != "fp16"
+    scales = calibrate_max(model, torch.randn(8, 3, 224, 224, generator=g), precision) if quantized else None
+    plan, tensors, build = build_native_engine(
+        model, BuildConfig(precision, max_batch=max(buckets), recipe=precision if quantized else None), scales,
+        device=device)
+    return model, plan, NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=buckets)
+
+
+def _recapture(eng: NativeEngine) -> None:
+    """Drop the engine's CUDA graphs, so that the next call captures them with its changed attributes."""
+    eng._graphs.clear()
+    eng._pool = None
+
+
 def test_random_swin_t_fp8_large_grid_fuses_stage2(cuda_device):
     """Where the Triton kernels run (compute capability 9.x), an FP8 engine (tanh GELU) fuses both halves of Swin-T's
     stage 2 on a large grid (batch 32: 512 windows) on the fused kernels' FP8 forms. Its logits are as close to timm's
@@ -151,17 +173,10 @@ def test_random_swin_t_fp8_large_grid_fuses_stage2(cuda_device):
     path with the rule on or off."""
     pytest.importorskip("triton")
     from trt_swin.engines.native.runtime import AUTO_WIDE_FUSION
-    from trt_swin.models import load_model
 
     if torch.cuda.get_device_capability() < (8, 9):
         pytest.skip("FP8 needs compute capability 8.9+")
-    torch.manual_seed(0)
-    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
-    g = torch.Generator().manual_seed(0)
-    scales = calibrate_max(model, torch.randn(8, 3, 224, 224, generator=g), "fp8")
-    plan, tensors, build = build_native_engine(model, BuildConfig("fp8", max_batch=32, recipe="fp8"), scales,
-                                               device=cuda_device)
-    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=[3, 32])
+    model, plan, eng = _random_swin_t("fp8", cuda_device, [3, 32])
     if eng.attention_kernel != "triton" or eng.mlp_kernel != "triton":
         pytest.skip(f"the Triton kernels run on compute capability 9.x under auto ({torch.cuda.get_device_name()})")
     assert eng.wide_fusion == AUTO_WIDE_FUSION["triton"] and 32 * 16 >= eng.wide_fusion[1] > 3 * 16
@@ -173,8 +188,7 @@ def test_random_swin_t_fp8_large_grid_fuses_stage2(cuda_device):
         ref = torch.cat([model(x[i:i + 16]) for i in range(0, 32, 16)])
     fused, small = eng(x.cuda()), eng(x[:3].cuda())
     eng.wide_fusion = (0, 0)
-    eng._graphs.clear()
-    eng._pool = None
+    _recapture(eng)
     unfused = eng(x.cuda())
     assert bool(torch.isfinite(fused).all())
     assert rel_l2(fused, unfused) > 1e-3  # the rule changed the path
@@ -190,15 +204,8 @@ def test_random_swin_t_int8_triton_gemm_matches_the_two_kernel_path(cuda_device)
     rows) and at batch 1 (no GEMM that large: the same path)."""
     pytest.importorskip("triton")
     from trt_swin.engines.native.runtime import TRITON_INT8_GEMM_MIN_M
-    from trt_swin.models import load_model
 
-    torch.manual_seed(0)
-    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
-    g = torch.Generator().manual_seed(0)
-    scales = calibrate_max(model, torch.randn(8, 3, 224, 224, generator=g), "int8")
-    plan, tensors, build = build_native_engine(model, BuildConfig("int8", max_batch=32, recipe="int8"), scales,
-                                               device=cuda_device)
-    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=[1, 32])
+    _, _, eng = _random_swin_t("int8", cuda_device, [1, 32])
     if not eng.triton_int8_gemm:
         pytest.skip("the Triton kernels run on compute capability 9.x only")
     assert 32 * 56 * 56 >= TRITON_INT8_GEMM_MIN_M > 56 * 56
@@ -206,8 +213,7 @@ def test_random_swin_t_int8_triton_gemm_matches_the_two_kernel_path(cuda_device)
     triton_out = eng(x)
     one = eng(x[:1])
     eng.triton_int8_gemm = False
-    eng._graphs.clear()
-    eng._pool = None
+    _recapture(eng)
     plain = eng(x)
     assert bool(torch.isfinite(triton_out).all())
     assert rel_l2(triton_out, plain) < 2e-2
@@ -220,12 +226,7 @@ def test_random_swin_t_batch1_path_matches_the_default_path(cuda_device):
     in unfused blocks and programmatic dependent launch: the logits match the same engine with both off and timm's
     FP32 model; batch 2 runs the default path (identical logits with the switch off)."""
     pytest.importorskip("triton")
-    from trt_swin.models import load_model
-
-    torch.manual_seed(0)
-    model, info = load_model("swin_tiny_patch4_window7_224", num_classes=10)
-    plan, tensors, build = build_native_engine(model, BuildConfig("fp16", max_batch=2), device=cuda_device)
-    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=[1, 2])
+    model, _, eng = _random_swin_t("fp16", cuda_device, [1, 2])
     if not eng.ln_gemm_max_batch:
         pytest.skip("the Triton kernels run on compute capability 9.x only")
     # QKV and FC1 folded in Swin-T's stage-2 and stage-3 blocks (2 + 6); stage 1 has 3136 tokens, stage 4 C 768
@@ -237,8 +238,7 @@ def test_random_swin_t_batch1_path_matches_the_default_path(cuda_device):
     one = torch.cat([eng(x[:1]), eng(x[1:])])
     two = eng(x)
     eng.ln_gemm_max_batch = eng.pdl_max_batch = 0
-    eng._graphs.clear()
-    eng._pool = None
+    _recapture(eng)
     plain_one = torch.cat([eng(x[:1]), eng(x[1:])])
     assert torch.equal(eng(x), two)
     assert rel_l2(one, plain_one) < 5e-3
