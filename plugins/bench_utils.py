@@ -1,6 +1,7 @@
 """Timing helpers shared by the per-op benchmarks (`python -m trt_swin.plugins.<op>.bench`)."""
 from __future__ import annotations
 
+import json
 import sys
 
 import torch
@@ -54,3 +55,13 @@ def start_cuda_bench() -> float | None:
         return None
     torch.manual_seed(0)
     return copy_bandwidth_gbs()
+
+
+def write_results(rows: list[dict], json_path: str | None, **extra) -> dict:
+    """The op benches' results document: the device, torch's version, `extra` fields and the rows; written to
+    json_path when given. Returned for the bench's table."""
+    out = dict(device=torch.cuda.get_device_name(), **extra, torch=torch.__version__, results=rows)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(out, f, indent=1)
+    return out

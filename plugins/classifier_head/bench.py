@@ -9,12 +9,11 @@ Median times (CUDA events through triton.testing.do_bench).
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
 from trt_swin.cli.args import print_table
-from trt_swin.plugins.bench_utils import start_cuda_bench, time_ms
+from trt_swin.plugins.bench_utils import start_cuda_bench, time_ms, write_results
 
 from .triton_head import classifier_head_triton
 
@@ -56,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if start_cuda_bench() is None:
         return 2
     rows = [bench_case(m, int(b)) for b in args.batches.split(",") for m in CASES]
-    out = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, results=rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    out = write_results(rows, args.json)
     print(f"\nclassifier tail on {out['device']}, {CLASSES} classes (rel_l2_vs_unfused: the LN output rounding)\n")
     print_table(rows, floatfmt=".4g")
     return 0

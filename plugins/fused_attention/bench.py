@@ -14,14 +14,13 @@ copy bandwidth measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
 
 import torch
 
-from trt_swin.plugins.bench_utils import rotating, start_cuda_bench, time_ms
+from trt_swin.plugins.bench_utils import rotating, start_cuda_bench, time_ms, write_results
 from trt_swin.plugins.fused_attention.op import fused_attention_, pad_bias
 from trt_swin.plugins.fused_attention.reference import swin_shift_mask
 from trt_swin.plugins.gemm.op import gemm
@@ -122,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     triton_configs = [c for c in args.triton_configs.split(",") if c] if fused_attention_triton_ else []
     rows = [bench_case(m, s, b, copy_gbs, triton_configs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
-    out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    out = write_results(rows, args.json, copy_gbs=copy_gbs)
     print(f"\nfused_attention on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
     tcols = "".join(f" triton {n} ms |" for n in triton_configs)
     print(f"| model | stage | batch | C | fused wpc1 ms | fused wpc2 ms | TFLOP/s |{tcols} unfused ms | bytes floor ms | "

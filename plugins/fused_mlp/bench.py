@@ -14,7 +14,6 @@ x read and written once plus the weights once, at a device-to-device copy bandwi
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -22,7 +21,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from trt_swin.plugins.bench_utils import rotating, start_cuda_bench, time_ms
+from trt_swin.plugins.bench_utils import rotating, start_cuda_bench, time_ms, write_results
 
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
 
@@ -141,10 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = [int(v) for v in args.variants.split(",") if v]
     tcfgs = [c for c in args.triton_configs.split(",") if c]
     rows = [bench_case(m, s, b, copy_gbs, variants, tcfgs) for b in (int(v) for v in args.batches.split(",")) for (m, s) in CASES]
-    out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    out = write_results(rows, args.json, copy_gbs=copy_gbs)
     print(f"\nfused_mlp on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
     vcols = "".join(f" variant {v} ms (TFLOP/s) |" for v in variants)
     print(f"| model | stage | batch | M | C | fused ms (TFLOP/s) |{vcols} best triton ms (TFLOP/s) | unfused gemm ms "

@@ -11,12 +11,11 @@ DRAM), minus the same graph of memsets alone; median of 20 replays, us per call.
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
 from trt_swin.cli.args import print_table
-from trt_swin.plugins.bench_utils import start_cuda_bench
+from trt_swin.plugins.bench_utils import start_cuda_bench, write_results
 
 from .reference import fold_layer_norm
 from .triton_ln_gemm import gemm_window_reverse_triton, ln_gemm_triton
@@ -97,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     flush = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
     rows = [r for b in args.batches.split(",") for m, stages in CASES.items() for st in stages
             for r in bench_case(m, *st, int(b), flush)]
-    out = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, results=rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    out = write_results(rows, args.json)
     print(f"\nrow-gathered GEMMs vs the two-kernel path on {out['device']} (us per call, weights from DRAM)\n")
     print_table(rows, floatfmt=".4g")
     return 0

@@ -10,12 +10,11 @@ once) at a device-to-device copy bandwidth measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import torch
 
-from trt_swin.plugins.bench_utils import start_cuda_bench, time_ms
+from trt_swin.plugins.bench_utils import start_cuda_bench, time_ms, write_results
 
 from .triton_patch_embed import patch_embed_triton
 
@@ -67,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if copy_gbs is None:
         return 2
     rows = [bench_case(m, int(b), copy_gbs) for b in args.batches.split(",") for m in CASES]
-    out = dict(device=torch.cuda.get_device_name(), copy_gbs=copy_gbs, torch=torch.__version__, results=rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    out = write_results(rows, args.json, copy_gbs=copy_gbs)
     print(f"\npatch_embed on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
     print("| model | batch | C | triton ms | unfused ms | bytes floor ms | speedup | rel err |")
     print("|---" * 8 + "|")
