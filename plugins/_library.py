@@ -62,3 +62,10 @@ def require_for(*tensors: torch.Tensor | None) -> None:
     """Load the CUDA library if any tensor lives on a CUDA device (raise a clear error if it cannot be)."""
     if any(t is not None and t.is_cuda for t in tensors):
         load()
+
+
+def hopper_kernels_built() -> bool:
+    """Whether the op library has the Hopper (sm_90a) kernels, which fused_attention_ and fused_mlp_ run on a compute
+    capability 9.0 device (loads the library; RuntimeError when it cannot)."""
+    load()
+    return bool(torch.ops.trt_swin.hopper_kernels_built())

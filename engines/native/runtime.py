@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from trt_swin.plugins import ops as _ops  # noqa: F401  (registers torch.ops.trt_swin.*)
 from trt_swin.plugins.epilogue.op import epilogue
 from trt_swin.plugins.epilogue.reference import quantize_fp8, quantize_int8
-from trt_swin.plugins.fused_attention.op import fused_attention_
+from trt_swin.plugins._library import hopper_kernels_built
+from trt_swin.plugins.fused_attention.op import HOPPER_MAX_C, fused_attention_
 from trt_swin.plugins.fused_attention.reference import MAX_C as FUSED_ATTENTION_MAX_C
 from trt_swin.plugins.fused_attention.reference import pad_bias, swin_shift_mask
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
@@ -154,6 +155,14 @@ LN_GEMM_MAX_BATCH = 1
 LN_GEMM_MAX_ROWS = 1024
 LN_GEMM_MAX_C = 512
 PDL_MAX_BATCH = 1
+# The Hopper kernels (fused_attention_sm90a.cu, fused_mlp_sm90a.cu) take a block's fused FP16 halves on grids of at
+# least this many windows: the attention half from 512 (Swin-T stage 1 from batch 8), the MLP half from 4096 (batch
+# 64). H100, Swin-T FP16 engine, ms, Triton kernels / + Hopper attention / + Hopper MLP: batch 1 0.3625 / 0.3634 /
+# 0.3636, 8: 0.5838 / 0.5840 / 0.6140, 32: 1.2347 / 1.1875 / 1.1953, 64: 2.2318 / 2.1354 / 2.1091, 128: 4.1849 /
+# 3.9786 / 3.8784 (BENCHMARKS.md, session 13). HOPPER_MLP_MAX_C: fused_mlp_'s Hopper kernel keeps w1 and w2 in shared
+# memory.
+HOPPER_MIN_WINDOWS = {"attention": 512, "mlp": 4096}
+HOPPER_MLP_MAX_C = 96
 
 
 def default_buckets(max_batch: int) -> list[int]:
@@ -195,6 +204,10 @@ class NativeEngine:
         if auto_attn:  # "auto": the widest C at which the kernel that runs measured faster than unfused
             attn_max_c = AUTO_FUSED_ATTENTION_MAX_C[self.attention_kernel]
         self.fused_attention_max_c = int(attn_max_c)
+        # On compute capability 9.0 the fused FP16 halves of small-C blocks run the ops' Hopper (wgmma) kernels on
+        # large grids, under either kernel choice (_hopper_attention, _hopper_mlp).
+        self.hopper = (self.device.type == "cuda" and torch.cuda.get_device_capability(self.device) == (9, 0)
+                       and hopper_kernels_built())
         # (C bound, min windows) of the large-grid rule (AUTO_WIDE_FUSION); (0, 0): off
         self.wide_fusion = (AUTO_WIDE_FUSION.get(self.attention_kernel, (0, 0)) if auto_attn and self.mlp_kernel ==
                             self.attention_kernel else (0, 0))
@@ -267,7 +280,10 @@ class NativeEngine:
                 wide = self._attention_fusable(blk, self.wide_fusion[0])  # FP16, or FP8 on the Triton kernels
                 if fusable or wide:  # the Triton kernel reads a float16 table (half the bytes)
                     bias64 = pad_bias(self.t[blk["rel_bias"]])
-                    self.t[blk["rel_bias"] + ":64"] = bias64.half() if self.attention_kernel == "triton" else bias64
+                    # the Triton kernel reads float16 (":64h"), the CUDA kernels float32 (":64")
+                    self.t[blk["rel_bias"] + ":64"] = bias64
+                    if self.attention_kernel == "triton":
+                        self.t[blk["rel_bias"] + ":64h"] = bias64.half()
                 if not fusable and self._triton_window_attention_ok(blk):  # wide blocks take it on small grids
                     self.t[blk["rel_bias"] + ":w64"] = pad_bias(self.t[blk["rel_bias"]]).half()
 
@@ -306,6 +322,19 @@ class NativeEngine:
                 and qkv_g["N"] == 3 * blk["C"] and qkv_g["K"] == blk["C"] and proj_g["N"] == proj_g["K"] == blk["C"]):
             return False
         return self._mask_is_timms(blk)
+
+    def _hopper_grid(self, blk: dict[str, Any], B: int, half: str) -> bool:
+        """A compute capability 9.0 engine (self.hopper) on a grid of at least HOPPER_MIN_WINDOWS[half] windows."""
+        return self.hopper and B * -(-blk["H"] // blk["ws"]) * -(-blk["W"] // blk["ws"]) >= HOPPER_MIN_WINDOWS[half]
+
+    def _hopper_attention(self, blk: dict[str, Any], B: int) -> bool:
+        """Whether the block's fused FP16 attention half runs fused_attention_'s Hopper kernel (C <= HOPPER_MAX_C)."""
+        return self._hopper_grid(blk, B, "attention") and blk["C"] <= HOPPER_MAX_C and blk["qkv"]["mode"] == "fp16"
+
+    def _hopper_mlp(self, blk: dict[str, Any], B: int) -> bool:
+        """Whether the block's fused FP16 MLP half runs fused_mlp_'s Hopper kernel (Hd = 4C, C <= HOPPER_MLP_MAX_C)."""
+        return (self._hopper_grid(blk, B, "mlp") and blk["C"] <= HOPPER_MLP_MAX_C and blk["fc1"]["mode"] == "fp16"
+                and blk["fc1"]["N"] == 4 * blk["C"] and blk["fc1"]["K"] == blk["C"])
 
     def _triton_window_attention_ok(self, blk: dict[str, Any]) -> bool:
         """Whether an unfused block's window attention runs the Triton kernel: attention_kernel triton, an FP16 QKV
@@ -419,10 +448,11 @@ class NativeEngine:
             args = (x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
                     t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss, blk["attn_scale"])
             if qkv_g["mode"] == "fp8":  # the Triton kernel's FP8 form
-                fused_attention_triton_(*args, None, (qkv_g["in_scale"], qkv_g["w_scale_value"], proj_g["in_scale"],
-                                                      proj_g["w_scale_value"]))
-            elif self.attention_kernel == "triton":
-                fused_attention_triton_(*args)  # x += attention branch (in place)
+                fused_attention_triton_(*args[:6], t[blk["rel_bias"] + ":64h"], *args[7:], None,
+                                        (qkv_g["in_scale"], qkv_g["w_scale_value"], proj_g["in_scale"],
+                                         proj_g["w_scale_value"]))
+            elif self.attention_kernel == "triton" and not self._hopper_attention(blk, B):
+                fused_attention_triton_(*args[:6], t[blk["rel_bias"] + ":64h"], *args[7:])  # x += attention (in place)
             else:
                 fused_attention_(*args)
             if fused_mlp:
@@ -490,7 +520,9 @@ class NativeEngine:
         if fc1_g["mode"] == "fp8":  # _fp8_mlp_fusable (tanh GELU)
             scales = (fc1_g["in_scale"], fc1_g["w_scale_value"], fc2_g["in_scale"], fc2_g["w_scale_value"])
             return fused_mlp_triton_(*args, None, scales).view(x.shape)
-        op = fused_mlp_triton_ if self.mlp_kernel == "triton" and x.shape[-1] <= TRITON_MLP_MAX_C else fused_mlp_
+        triton = (self.mlp_kernel == "triton" and x.shape[-1] <= TRITON_MLP_MAX_C
+                  and not self._hopper_mlp(blk, x.shape[0]))
+        op = fused_mlp_triton_ if triton else fused_mlp_
         return op(*args).view(x.shape)
 
     def stem(self, images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,7 +1,10 @@
 """`python -m trt_swin.plugins.fused_attention.bench --json OUT.json`: the fused attention half vs the unfused ops.
 
 Per (model, stage, batch) of a shifted block ([B, H, W, C], windows 7 x 7, shift 3):
-  fused_wpcN  fused_attention_ with N windows per CTA ($TRT_SWIN_FATTN_WPC)
+  mma_wpcN    fused_attention_'s mma.sync kernel with N windows per CTA ($TRT_SWIN_FATTN_IMPL=mma,
+              $TRT_SWIN_FATTN_WPC=N)
+  wgmma_wgN   its Hopper kernel with N warpgroups per CTA ($TRT_SWIN_FATTN_IMPL=wgmma, $TRT_SWIN_FATTN_WG=N; compute
+              capability 9.0, C <= 128)
   triton_CFG  fused_attention_triton_ (triton_attention.py) with each config WARPSxSTAGES[h][s[MAXNREG]] of
               --triton-configs (h: the bias table in float16, as the engine passes it; s: head outputs staged;
               MAXNREG: a register cap; triton_attention.parse_config)
@@ -36,6 +39,11 @@ except ImportError:  # no triton: the triton columns are left out
 # (model, stage) -> (C, H = W) at 224 input
 CASES = {("swin_t", 1): (96, 56), ("swin_t", 2): (192, 28), ("swin_b", 1): (128, 56), ("swin_l", 1): (192, 56)}
 WS, SHIFT, EPS = 7, 3, 1e-5
+# fused_attention_'s kernels: environment of each timed variant
+VARIANTS = {"mma_wpc1": {"TRT_SWIN_FATTN_IMPL": "mma", "TRT_SWIN_FATTN_WPC": "1"},
+            "mma_wpc2": {"TRT_SWIN_FATTN_IMPL": "mma", "TRT_SWIN_FATTN_WPC": "2"},
+            "wgmma_wg2": {"TRT_SWIN_FATTN_IMPL": "wgmma", "TRT_SWIN_FATTN_WG": "2"},
+            "wgmma_wg3": {"TRT_SWIN_FATTN_IMPL": "wgmma", "TRT_SWIN_FATTN_WG": "3"}}
 ROTATE_BYTES = 256 << 20  # rotate among copies of x until this many bytes, so large cases are not timed from L2
 
 
@@ -62,23 +70,27 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, triton_confi
         a = window_attention(gemm(tok, w_qkv, b_qkv16), bias, mask, nH, 1.0)
         window_reverse_(gemm(a, w_proj, b_proj16), x, None, WS, SHIFT)
 
-    # Sanity: both paths compute the same increment.
+    # Sanity: every fused variant computes the unfused path's increment (its *_inc_err).
     x0 = xs[0].clone()
-    xu, xf = x0.clone(), x0.clone()
+    xu = x0.clone()
     unfused(xu)
-    fused(xf)
     ref_inc = xu.double() - x0.double()
-    inc_err = ((xf.double() - x0.double() - ref_inc).norm() / ref_inc.norm()).item()
 
     sets = [(x,) for x in xs]
     windows = batch * math.ceil(res / WS) ** 2
-    r = dict(model=model, stage=stage, batch=batch, C=C, tokens=batch * res * res, inc_rel_l2_vs_unfused=inc_err)
-    for wpc in (1, 2):
-        os.environ["TRT_SWIN_FATTN_WPC"] = str(wpc)
+    r = dict(model=model, stage=stage, batch=batch, C=C, tokens=batch * res * res)
+    for name, env in VARIANTS.items():
+        if name.startswith("wgmma") and not (torch.cuda.get_device_capability() == (9, 0) and C <= 128):
+            continue
+        os.environ.update(env)
         try:
-            r[f"fused_wpc{wpc}_ms"] = time_ms(rotating(fused, sets), rep=150)
+            xv = x0.clone()
+            fused(xv)
+            r[f"{name}_inc_err"] = ((xv.double() - x0.double() - ref_inc).norm() / ref_inc.norm()).item()
+            r[f"{name}_ms"] = time_ms(rotating(fused, sets), rep=150)
         finally:
-            del os.environ["TRT_SWIN_FATTN_WPC"]
+            for k in env:
+                del os.environ[k]
     r["unfused_ms"] = time_ms(rotating(unfused, sets), rep=150)
     for name in triton_configs:
         cfg, fp16_bias = parse_config(name)
@@ -97,7 +109,7 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, triton_confi
             r[f"triton_{name}_error"] = f"{type(e).__name__}: {str(e)[:200]}"
     T = windows * 64
     flops = 8 * T * C * C + 4 * 64 * T * C
-    best = min(r["fused_wpc1_ms"], r["fused_wpc2_ms"])
+    best = min(r[f"{n}_ms"] for n in VARIANTS if f"{n}_ms" in r)
     tri = [r[f"triton_{n}_ms"] for n in triton_configs if f"triton_{n}_ms" in r]
     if tri:
         r["triton_best_ms"] = min(tri)
@@ -124,14 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     out = write_results(rows, args.json, copy_gbs=copy_gbs)
     print(f"\nfused_attention on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
     tcols = "".join(f" triton {n} ms |" for n in triton_configs)
-    print(f"| model | stage | batch | C | fused wpc1 ms | fused wpc2 ms | TFLOP/s |{tcols} unfused ms | bytes floor ms | "
-          "speedup | inc err |")
-    print("|---|---|---|---|---|---|---|" + "---|" * len(triton_configs) + "---|---|---|---|")
+    vcols = "".join(f" {n} ms |" for n in VARIANTS)
+    print(f"| model | stage | batch | C |{vcols} TFLOP/s |{tcols} unfused ms | bytes floor ms | speedup | max inc err |")
+    print("|---|---|---|---|" + "---|" * (len(VARIANTS) + 1 + len(triton_configs)) + "---|---|---|---|")
     for r in rows:
+        vvals = "".join(f" {r[f'{n}_ms']:.4f} |" if f"{n}_ms" in r else " - |" for n in VARIANTS)
         tvals = "".join(f" {r[f'triton_{n}_ms']:.4f} |" if f"triton_{n}_ms" in r else " error |" for n in triton_configs)
-        print(f"| {r['model']} | {r['stage']} | {r['batch']} | {r['C']} | {r['fused_wpc1_ms']:.4f} | "
-              f"{r['fused_wpc2_ms']:.4f} | {r['fused_tflops']:.0f} |{tvals} {r['unfused_ms']:.4f} | "
-              f"{r['bytes_floor_ms']:.4f} | {r['speedup_vs_unfused']:.2f}x | {r['inc_rel_l2_vs_unfused']:.1e} |")
+        err = max(v for k, v in r.items() if k.endswith("_inc_err"))
+        print(f"| {r['model']} | {r['stage']} | {r['batch']} | {r['C']} |{vvals} {r['fused_tflops']:.0f} |{tvals} "
+              f"{r['unfused_ms']:.4f} | {r['bytes_floor_ms']:.4f} | {r['speedup_vs_unfused']:.2f}x | {err:.1e} |")
     return 0
 
 

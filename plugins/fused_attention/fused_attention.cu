@@ -2,6 +2,7 @@
 // fused_attention_kernel.cuh.
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/cuda_check.h"
 #include "fused_attention/fused_attention.h"
@@ -37,6 +38,25 @@ cudaError_t fused_attention(const FusedAttentionParams& p, cudaStream_t stream) 
   const int64_t num_windows =
       static_cast<int64_t>(p.B) * ((p.H + p.ws - 1) / p.ws) * ((p.W + p.ws - 1) / p.ws);
   if (num_windows == 0) return cudaSuccess;
+  int impl = p.impl;
+  if (impl == 0) {  // development knob (sweeps, tests), read on every call like TRT_SWIN_FATTN_WPC
+    const char* v = std::getenv("TRT_SWIN_FATTN_IMPL");
+    impl = !v || !*v ? 0 : std::strcmp(v, "mma") == 0 ? 1 : std::strcmp(v, "wgmma") == 0 ? 2 : -1;
+    if (impl < 0) return cudaErrorInvalidValue;
+  }
+  if (impl != 1) {
+#if defined(TRT_SWIN_HAS_SM90A)
+    int device = 0, major = 0, minor = 0;
+    TRT_SWIN_CUDA_TRY(cudaGetDevice(&device));
+    TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    if (major == 9 && minor == 0 && fused_attention_sm90a_supported(p.C)) {  // sm_90a code runs on 9.0 only
+      const char* v = std::getenv("TRT_SWIN_FATTN_WG");
+      return fused_attention_sm90a(p, num_windows, v && *v ? std::atoi(v) : 3, stream);
+    }
+#endif
+    if (impl == 2) return cudaErrorNotSupported;
+  }
   int wpc = p.windows_per_cta;
   if (wpc <= 0) {
     // Development knob for benchmark sweeps only, read on every call so one process can compare the variants.

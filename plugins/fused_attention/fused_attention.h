@@ -35,7 +35,11 @@ struct FusedAttentionParams {
   int ws;                 // window size, 1..8 (N = ws * ws <= 64)
   int shift;              // 0 (unshifted block) or the cyclic shift, < ws
   float scale;            // multiplies q k^T (1 when the attention scale is folded into the q weights)
-  int windows_per_cta = 0;  // 0: by size (or $TRT_SWIN_FATTN_WPC, a sweep knob); 1 or 2 forces one
+  int windows_per_cta = 0;  // mma.sync kernel: 0 by size (or $TRT_SWIN_FATTN_WPC, a sweep knob); 1 or 2 forces one
+  // 0: the Hopper (wgmma) kernel where it runs (compute capability 9.0, built with sm_90a, C <= 128), else the
+  // mma.sync kernel; 1: the mma.sync kernel; 2: the wgmma kernel or cudaErrorNotSupported. $TRT_SWIN_FATTN_IMPL
+  // (mma | wgmma) sets it when 0 (sweeps and tests).
+  int impl = 0;
 };
 
 // True when (C, ws, shift) is supported (see FusedAttentionParams).
@@ -44,5 +48,12 @@ bool fused_attention_supported(int C, int ws, int shift);
 // cudaErrorInvalidValue for unsupported shapes or null pointers, cudaErrorMisalignedAddress unless every pointer is
 // 16-byte aligned, cudaErrorNotSupported when the device has too little shared memory per block for the tile.
 cudaError_t fused_attention(const FusedAttentionParams& p, cudaStream_t stream);
+
+// The Hopper kernel (fused_attention_sm90a.cu, compiled for sm_90a only: TRT_SWIN_HAS_SM90A), called by
+// fused_attention on a compute capability 9.0 device. warpgroups: 2 or 3 per CTA ($TRT_SWIN_FATTN_WG, default 3; 3 becomes 2
+// where the shared memory does not fit).
+bool fused_attention_sm90a_supported(int C);
+cudaError_t fused_attention_sm90a(const FusedAttentionParams& p, int64_t num_windows, int warpgroups,
+                                  cudaStream_t stream);
 
 }  // namespace trt_swin

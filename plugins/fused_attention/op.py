@@ -10,7 +10,10 @@ import torch
 from .._library import require_for
 from .reference import check_inputs, fused_attention_ref, pad_bias
 
-__all__ = ["fused_attention_", "pad_bias"]
+__all__ = ["fused_attention_", "pad_bias", "HOPPER_MAX_C"]
+
+# The Hopper (wgmma) kernel's widest C: w_qkv and w_proj stay in shared memory (fused_attention_sm90a.cu)
+HOPPER_MAX_C = 128
 
 torch.library.define(
     "trt_swin::fused_attention_",
@@ -79,3 +82,4 @@ def fused_attention_(
     require_for(x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj)
     return torch.ops.trt_swin.fused_attention_(x, gamma, beta, eps, w_qkv, b_qkv, bias64, w_proj, b_proj,
                                                window_size, shift, scale)
+

@@ -15,15 +15,23 @@ from trt_swin.plugins.fused_attention.op import fused_attention_, pad_bias
 from trt_swin.plugins.fused_attention.reference import fused_attention_ref
 
 # (B, H, W, C, ws, shift)
-CASES = [(1, 9, 13, 64, 7, 3), (3, 21, 21, 96, 7, 3), (1, 14, 14, 192, 7, 0), (1, 8, 8, 128, 4, 2)]
+# the last: 432 windows, several per warpgroup of the persistent Hopper kernel
+CASES = [(1, 9, 13, 64, 7, 3), (3, 21, 21, 96, 7, 3), (1, 14, 14, 192, 7, 0), (1, 8, 8, 128, 4, 2), (48, 21, 21, 96, 7, 3)]
 
 
 def main() -> int:
     torch.manual_seed(0)
     bad = 0
+    hopper = torch.cuda.get_device_capability() == (9, 0)
     for B, H, W, C, ws, shift in CASES:
-        for wpc in ("1", "2"):
-            os.environ["TRT_SWIN_FATTN_WPC"] = wpc
+        # the mma.sync kernel with 1 and 2 windows per CTA; on compute capability 9.0 the wgmma kernel (C <= 128) with
+        # 2 and 3 warpgroups per CTA
+        kernels = [("mma", "TRT_SWIN_FATTN_WPC", "1"), ("mma", "TRT_SWIN_FATTN_WPC", "2")]
+        if hopper and C <= 128:
+            kernels += [("wgmma", "TRT_SWIN_FATTN_WG", "2"), ("wgmma", "TRT_SWIN_FATTN_WG", "3")]
+        for impl, knob, value in kernels:
+            os.environ.update({"TRT_SWIN_FATTN_IMPL": impl, knob: value})
+            wpc = f"{impl} {knob[-3:].lower()}={value}"
             nH, N = C // 32, ws * ws
             x = (torch.randn(B, H, W, C, device="cuda") * 2).half()
             gamma, beta = 1 + 0.1 * torch.randn(C, device="cuda"), 0.1 * torch.randn(C, device="cuda")

@@ -73,3 +73,4 @@ at::Tensor& fused_attention_cuda(at::Tensor& x, const at::Tensor& gamma, const a
 }  // namespace
 
 TORCH_LIBRARY_IMPL(trt_swin, CUDA, m) { m.impl("fused_attention_", &fused_attention_cuda); }
+

@@ -1,10 +1,12 @@
 """`python -m trt_swin.plugins.fused_mlp.bench --json OUT.json`: the fused MLP half vs the unfused path it replaces.
 
 Per (model, stage, batch), M = batch * H * W tokens of width C, Hd = 4C:
-  fused      fused_mlp_ (LayerNorm + FC1 + GELU-tanh + FC2 + residual, hidden kept on chip), default tile variant
-  variant V  the same with $TRT_SWIN_MLP_VARIANT=V for each V of --variants (tile shapes in fused_mlp_kernel.cuh;
-             a C without variant V runs variant 0)
-  triton B   fused_mlp_triton_ (plugins/fused_mlp/triton_mlp.py) with each config BMxBHxWARPSxSTAGES of
+  fused      fused_mlp_ (LayerNorm + FC1 + GELU-tanh + FC2 + residual, hidden kept on chip), its default kernel: the
+             Hopper (wgmma) one on compute capability 9.0 for C <= 96, else the mma.sync one's default tile
+  mma        the mma.sync kernel's default tile where the default is the Hopper kernel ($TRT_SWIN_MLP_IMPL=mma)
+  variant V  the mma.sync kernel with $TRT_SWIN_MLP_VARIANT=V for each V of --variants (tile shapes in
+             fused_mlp_kernel.cuh; a C without variant V runs variant 0)
+  triton     fused_mlp_triton_ with its default config (the engine's), and with each BMxBHxWARPSxSTAGES of
              --triton-configs
   unfused    torch LayerNorm + trt_swin gemm(h, w1, b1, act="gelu_tanh") + gemm(hidden, w2, b2, residual=x)
   torch      torch LayerNorm + F.linear + F.gelu(tanh) + F.linear + x (eager)
@@ -87,17 +89,24 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, variants: li
     sets = [(x,) for x in xs]
     r = dict(model=model, stage=stage, batch=batch, M=M, C=C, Hd=Hd, inc_rel_l2_vs_unfused=inc_err(fused))
     r["fused_ms"] = _time_ms(rotating(fused, sets))
+    if torch.cuda.get_device_capability() == (9, 0) and C <= 96:  # the default ran the Hopper kernel
+        os.environ["TRT_SWIN_MLP_IMPL"] = "mma"
+        try:
+            r["mma_inc_rel_l2_vs_unfused"] = inc_err(fused)
+            r["mma_ms"] = _time_ms(rotating(fused, sets))
+        finally:
+            del os.environ["TRT_SWIN_MLP_IMPL"]
     r["variant_ms"] = {}
     for v in variants:
-        os.environ["TRT_SWIN_MLP_VARIANT"] = str(v)
+        os.environ.update(TRT_SWIN_MLP_VARIANT=str(v), TRT_SWIN_MLP_IMPL="mma")
         try:
             r.setdefault("variant_inc_rel_l2_vs_unfused", {})[str(v)] = inc_err(fused)
             r["variant_ms"][str(v)] = _time_ms(rotating(fused, sets))
         finally:
-            del os.environ["TRT_SWIN_MLP_VARIANT"]
+            del os.environ["TRT_SWIN_MLP_VARIANT"], os.environ["TRT_SWIN_MLP_IMPL"]
     r["triton_ms"], r["triton_inc_rel_l2_vs_unfused"] = {}, {}
-    for cfg in triton_configs if fused_mlp_triton_ is not None else []:
-        shape = tuple(int(v) for v in cfg.split("x"))
+    for cfg in ["default", *triton_configs] if fused_mlp_triton_ is not None else []:
+        shape = None if cfg == "default" else tuple(int(v) for v in cfg.split("x"))
 
         def tri(x, shape=shape):
             fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_tanh", config=shape)
@@ -114,7 +123,7 @@ def bench_case(model: str, stage: int, batch: int, copy_gbs: float, variants: li
     if r["triton_ms"]:
         r["best_triton"] = min(r["triton_ms"], key=r["triton_ms"].get)
         r["best_triton_tflops"] = flops / r["triton_ms"][r["best_triton"]] / 1e9
-    best = min([r["fused_ms"], *r["variant_ms"].values(), *r["triton_ms"].values()])
+    best = min([r["fused_ms"], r.get("mma_ms", math.inf), *r["variant_ms"].values(), *r["triton_ms"].values()])
     r["best_variant"] = min(r["variant_ms"], key=r["variant_ms"].get) if r["variant_ms"] else "0"
     r["fused_tflops"] = flops / r["fused_ms"] / 1e9
     r["variant_tflops"] = {v: flops / ms / 1e9 for v, ms in r["variant_ms"].items()}
@@ -143,15 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     out = write_results(rows, args.json, copy_gbs=copy_gbs)
     print(f"\nfused_mlp on {out['device']}; device copy bandwidth {copy_gbs:.0f} GB/s (read + write)\n")
     vcols = "".join(f" variant {v} ms (TFLOP/s) |" for v in variants)
-    print(f"| model | stage | batch | M | C | fused ms (TFLOP/s) |{vcols} best triton ms (TFLOP/s) | unfused gemm ms "
-          "(TFLOP/s) | torch ms | bytes floor ms | best | speedup | inc err |")
-    print("|---" * (13 + len(variants)) + "|")
+    print(f"| model | stage | batch | M | C | fused ms (TFLOP/s) | mma ms |{vcols} best triton ms (TFLOP/s) | unfused "
+          "gemm ms (TFLOP/s) | torch ms | bytes floor ms | best | speedup | inc err |")
+    print("|---" * (14 + len(variants)) + "|")
     for r in rows:
         vals = "".join(f" {r['variant_ms'][str(v)]:.4f} ({r['variant_tflops'][str(v)]:.0f}) |" for v in variants)
         tri = (f"{r['triton_ms'][r['best_triton']]:.4f} ({r['best_triton_tflops']:.0f}) {r['best_triton']}"
                if r["triton_ms"] else "-")
+        mma = f"{r['mma_ms']:.4f}" if "mma_ms" in r else "-"
         print(f"| {r['model']} | {r['stage']} | {r['batch']} | {r['M']} | {r['C']} | {r['fused_ms']:.4f} "
-              f"({r['fused_tflops']:.0f}) |{vals} {tri} | "
+              f"({r['fused_tflops']:.0f}) | {mma} |{vals} {tri} | "
               f"{r['unfused_ms']:.4f} ({r['unfused_tflops']:.0f}) | {r['torch_ms']:.4f} | {r['bytes_floor_ms']:.4f} | "
               f"{r['best_variant']} | {r['speedup_vs_unfused']:.2f}x | {r['inc_rel_l2_vs_unfused']:.1e} |")
     if any(r["triton_ms"] for r in rows):

@@ -28,7 +28,11 @@ struct FusedMlpParams {
   int C;                // multiple of 32 in [32, 384]
   int Hd;               // multiple of 64
   MlpAct act = MlpAct::kGeluErf;
-  int variant = -1;     // tile shape: -1 picks the default (or $TRT_SWIN_MLP_VARIANT, a sweep knob); 0 or 1 forces one
+  int variant = -1;     // mma.sync tile shape: -1 the default (or $TRT_SWIN_MLP_VARIANT, a sweep knob); 0 or 1 forces one
+  // 0: the Hopper (wgmma) kernel where it runs (compute capability 9.0, built with sm_90a, Hd = 4C, C <= 96), else the
+  // mma.sync kernel; 1: the mma.sync kernel; 2: the wgmma kernel or cudaErrorNotSupported. $TRT_SWIN_MLP_IMPL
+  // (mma | wgmma) sets it when 0 (sweeps and tests).
+  int impl = 0;
 };
 
 // True when (C, Hd) is supported (see FusedMlpParams).
@@ -37,5 +41,10 @@ bool fused_mlp_supported(int C, int Hd);
 // cudaErrorInvalidValue for unsupported shapes or null pointers, cudaErrorMisalignedAddress unless every pointer is
 // 16-byte aligned, cudaErrorNotSupported when the device has too little shared memory per block for the tile.
 cudaError_t fused_mlp(const FusedMlpParams& p, cudaStream_t stream);
+
+// The Hopper kernel (fused_mlp_sm90a.cu, compiled for sm_90a only: TRT_SWIN_HAS_SM90A), called by fused_mlp on a
+// compute capability 9.0 device.
+bool fused_mlp_sm90a_supported(int C, int Hd);
+cudaError_t fused_mlp_sm90a(const FusedMlpParams& p, cudaStream_t stream);
 
 }  // namespace trt_swin

@@ -1,5 +1,5 @@
 """Small driver for compute-sanitizer (memcheck / racecheck): runs the op on a few small shapes (ragged last tile,
-both tile variants, both activations) and checks each against the reference, exiting non-zero on a mismatch.
+both tile variants, both activations, the Hopper kernel's two forms) and checks each against the reference, exiting non-zero on a mismatch.
 
     compute-sanitizer --tool memcheck python -m trt_swin.plugins.fused_mlp.sanitize_check
 """
@@ -14,14 +14,23 @@ from trt_swin.plugins.fused_mlp.op import fused_mlp_
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
 
 # (M, C, Hd, variant): the 128-row register-resident tile, the wide-C (WN 2) tile, the 4-warp tile; ragged M
-CASES = [(130, 96, 384, 0), (70, 384, 1536, 0), (33, 192, 768, 0), (33, 192, 768, 1)]
+# (M, C, Hd, kernel): "wgmma" / "wgmma-3wg" the Hopper kernel ($TRT_SWIN_MLP_PIPE 1 / 0; compute capability 9.0 only)
+# over 20000 rows (several tiles per warpgroup, ragged last tile)
+CASES = [(130, 96, 384, 0), (70, 384, 1536, 0), (33, 192, 768, 0), (33, 192, 768, 1), (20001, 96, 384, "wgmma"),
+         (20001, 96, 384, "wgmma-3wg"), (130, 64, 256, "wgmma")]
 
 
 def main() -> int:
     torch.manual_seed(0)
     bad = 0
+    hopper = torch.cuda.get_device_capability() == (9, 0)
     for M, C, Hd, variant in CASES:
-        os.environ["TRT_SWIN_MLP_VARIANT"] = str(variant)
+        if isinstance(variant, str):
+            if not hopper:
+                continue
+            os.environ.update(TRT_SWIN_MLP_IMPL="wgmma", TRT_SWIN_MLP_PIPE="0" if variant == "wgmma-3wg" else "1")
+        else:
+            os.environ.update(TRT_SWIN_MLP_IMPL="mma", TRT_SWIN_MLP_VARIANT=str(variant))
         for act in ("gelu_erf", "gelu_tanh"):
             x = (torch.randn(M, C, device="cuda") * 2).half()
             gamma, beta = 1 + 0.1 * torch.randn(C, device="cuda"), 0.1 * torch.randn(C, device="cuda")

@@ -33,10 +33,12 @@ SCALE = 32 ** -0.5
 _REAL = sorted({(s.H, s.W, s.C, s.ws, s.ss) for s in BLOCK_SHAPES if s.C <= 192 and s.N <= 64 and s.hd == 32})
 REAL_SHAPES = [pytest.param(2, h, w, c, ws, ss, id=f"B2-{h}x{w}-C{c}-w{ws}-s{ss}") for h, w, c, ws, ss in _REAL]
 # (B, H, W, C, ws, shift): padded maps (H, W not multiples of ws), small windows, shift 1, one image, 3 x 3 = 9
-# windows (odd: the last two-window CTA is half empty), every supported C.
+# windows (odd: the last two-window CTA is half empty), every supported C; 640 and 576 windows (several per warpgroup
+# of the persistent Hopper kernel, both of its row buffers).
 EDGE_SHAPES = [pytest.param(*s, id="B{}-{}x{}-C{}-w{}-s{}".format(*s)) for s in [
     (1, 7, 7, 32, 7, 0), (1, 9, 13, 64, 7, 3), (3, 21, 21, 96, 7, 3), (2, 10, 10, 128, 4, 2), (1, 8, 8, 160, 8, 4),
-    (2, 12, 12, 192, 6, 1), (1, 5, 11, 96, 3, 1), (2, 14, 14, 192, 7, 0), (1, 3, 3, 64, 1, 0)]]
+    (2, 12, 12, 192, 6, 1), (1, 5, 11, 96, 3, 1), (2, 14, 14, 192, 7, 0), (1, 3, 3, 64, 1, 0),
+    (10, 56, 56, 96, 7, 3), (9, 56, 56, 128, 7, 0)]]
 
 
 def _inputs(B, H, W, C, ws, device, seed=0):
@@ -186,11 +188,25 @@ def _assert_close(x0, out, ref):
     assert row_err.max().item() <= 3e-2, f"row {row_err.argmax().item()} off by {row_err.max().item():.2e}"
 
 
+def _is_sm90() -> bool:
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+
+
+# (TRT_SWIN_FATTN_IMPL, knob, value): the mma.sync kernel with 1 or 2 windows per CTA, the Hopper kernel with 2 or 3
+# warpgroups per CTA
+KERNELS = {"mma-wpc1": ("mma", "TRT_SWIN_FATTN_WPC", "1"), "mma-wpc2": ("mma", "TRT_SWIN_FATTN_WPC", "2"),
+           "wgmma-wg2": ("wgmma", "TRT_SWIN_FATTN_WG", "2"), "wgmma-wg3": ("wgmma", "TRT_SWIN_FATTN_WG", "3")}
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("wpc", ["1", "2"])
+@pytest.mark.parametrize("kernel", list(KERNELS))
 @pytest.mark.parametrize("B,H,W,C,ws,shift", REAL_SHAPES + EDGE_SHAPES)
-def test_fused_attention_matches_reference(monkeypatch, B, H, W, C, ws, shift, wpc):
-    monkeypatch.setenv("TRT_SWIN_FATTN_WPC", wpc)
+def test_fused_attention_matches_reference(monkeypatch, B, H, W, C, ws, shift, kernel):
+    impl, knob, value = KERNELS[kernel]
+    if impl == "wgmma" and not (_is_sm90() and C <= 128):
+        pytest.skip("the wgmma kernel runs on compute capability 9.0 for C <= 128")
+    monkeypatch.setenv("TRT_SWIN_FATTN_IMPL", impl)
+    monkeypatch.setenv(knob, value)
     x0, out, ref, guards_ok = _run_guarded(B, H, W, C, ws, shift)
     _assert_close(x0, out, ref)
     assert guards_ok, "the op wrote outside x"

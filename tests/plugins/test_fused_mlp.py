@@ -30,11 +30,12 @@ EPS = 1e-5
 # The real models' (tokens per image, C) with C <= 384: Swin stages 1-2 (and stage 3 of T/S), 224 and 384 inputs.
 _REAL = sorted({(s.H * s.W, s.C) for s in BLOCK_SHAPES if s.C <= 384})
 REAL_SHAPES = [pytest.param(m, c, 4 * c, id=f"M{m}-C{c}") for m, c in _REAL]
-# M = 1, odd M, M not a multiple of either tile height (64, 128), every supported C, Hd != 4C.
+# M = 1, odd M, M not a multiple of either tile height (64, 128), every supported C, Hd != 4C; 60001 and 40000 rows
+# (several 64-row tiles per warpgroup of the persistent Hopper kernel, both of its tile buffers).
 EDGE_SHAPES = [pytest.param(m, c, hd, id=f"M{m}-C{c}-Hd{hd}") for m, c, hd in [
     (1, 96, 384), (1, 384, 1536), (7, 32, 64), (7, 32, 128), (63, 64, 256), (129, 96, 384), (127, 128, 512),
     (65, 160, 640), (333, 224, 896), (100, 288, 1152), (77, 320, 1280), (45, 352, 1408), (191, 256, 1024),
-    (300, 96, 192), (300, 192, 1536), (1000, 128, 64)]]
+    (300, 96, 192), (300, 192, 1536), (1000, 128, 64), (60001, 96, 384), (40000, 64, 256)]]
 
 
 def _inputs(M: int, C: int, Hd: int, device, seed: int = 0):
@@ -162,9 +163,17 @@ def _assert_close(x0, out, ref):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("kernel", ["mma", "wgmma", "wgmma-3wg"])
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("M,C,Hd", REAL_SHAPES + EDGE_SHAPES)
-def test_fused_mlp_matches_reference(M, C, Hd, act):
+def test_fused_mlp_matches_reference(monkeypatch, M, C, Hd, act, kernel):
+    """Both CUDA kernels ($TRT_SWIN_MLP_IMPL): mma.sync, and the Hopper one (compute capability 9.0, Hd = 4C,
+    C <= 96) in its default form and its 3-warpgroup form without the FC1 overlap ($TRT_SWIN_MLP_PIPE=0)."""
+    if kernel.startswith("wgmma") and not (torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+                                  and Hd == 4 * C and C <= 96):
+        pytest.skip("the wgmma kernel runs on compute capability 9.0 for Hd = 4C, C <= 96")
+    monkeypatch.setenv("TRT_SWIN_MLP_IMPL", kernel.split("-")[0])
+    monkeypatch.setenv("TRT_SWIN_MLP_PIPE", "0" if kernel == "wgmma-3wg" else "1")
     x0, out, ref, guards_ok = _run_guarded(M, C, Hd, act)
     _assert_close(x0, out, ref)
     assert guards_ok, "the op wrote outside x"
@@ -175,6 +184,7 @@ def test_fused_mlp_matches_reference(M, C, Hd, act):
 @pytest.mark.parametrize("C", [96, 128, 192, 256])
 def test_alternative_tile_variant(monkeypatch, C, act):
     """The tile shape the $TRT_SWIN_MLP_VARIANT sweep knob selects computes the same function."""
+    monkeypatch.setenv("TRT_SWIN_MLP_IMPL", "mma")
     monkeypatch.setenv("TRT_SWIN_MLP_VARIANT", "1")
     x0, out, ref, guards_ok = _run_guarded(1001, C, 4 * C, act, seed=1)
     _assert_close(x0, out, ref)
