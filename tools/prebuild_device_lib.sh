@@ -12,7 +12,7 @@ build=${TRT_SWIN_DEVICE_BUILD_DIR:-/tmp/trt_swin_build_device}
 keep=$(mktemp -d)
 [ -f "$repo/plugins/lib/libtrt_swin_torch.so" ] && cp "$repo/plugins/lib/libtrt_swin_torch.so" "$keep/"
 trap 'if [ -f "$keep/libtrt_swin_torch.so" ]; then cp "$keep/libtrt_swin_torch.so" "$repo/plugins/lib/"; else rm -f "$repo/plugins/lib/libtrt_swin_torch.so"; fi; rm -rf "$keep"' EXIT
-TRT_SWIN_TORCH_ROOT="$root" python -m trt_swin.plugins.build --archs "$archs" --build-dir "$build" --jobs "$(nproc)"
+TRT_SWIN_TORCH_ROOT="$root" python "$repo/plugins/build.py" --archs "$archs" --build-dir "$build" --jobs "$(nproc)"
 mkdir -p "$repo/.devlib"
 # xz: the fat binary is ~30 MB, about 4.5 MB compressed (the device transfer is limited to 64 MiB)
 xz -T0 -c "$repo/plugins/lib/libtrt_swin_torch.so" > "$repo/.devlib/libtrt_swin_torch.so.xz"

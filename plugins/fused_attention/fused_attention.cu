@@ -2,9 +2,9 @@
 // fused_attention_kernel.cuh.
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 
 #include "common/cuda_check.h"
+#include "common/kernel_choice.h"
 #include "fused_attention/fused_attention.h"
 #include "fused_attention/fused_attention_kernel.cuh"
 
@@ -38,19 +38,13 @@ cudaError_t fused_attention(const FusedAttentionParams& p, cudaStream_t stream) 
   const int64_t num_windows =
       static_cast<int64_t>(p.B) * ((p.H + p.ws - 1) / p.ws) * ((p.W + p.ws - 1) / p.ws);
   if (num_windows == 0) return cudaSuccess;
-  int impl = p.impl;
-  if (impl == 0) {  // development knob (sweeps, tests), read on every call like TRT_SWIN_FATTN_WPC
-    const char* v = std::getenv("TRT_SWIN_FATTN_IMPL");
-    impl = !v || !*v ? 0 : std::strcmp(v, "mma") == 0 ? 1 : std::strcmp(v, "wgmma") == 0 ? 2 : -1;
-    if (impl < 0) return cudaErrorInvalidValue;
-  }
+  const int impl = requested_kernel(p.impl, "TRT_SWIN_FATTN_IMPL");
+  if (impl < 0) return cudaErrorInvalidValue;
   if (impl != 1) {
 #if defined(TRT_SWIN_HAS_SM90A)
-    int device = 0, major = 0, minor = 0;
-    TRT_SWIN_CUDA_TRY(cudaGetDevice(&device));
-    TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    if (major == 9 && minor == 0 && fused_attention_sm90a_supported(p.C)) {  // sm_90a code runs on 9.0 only
+    bool sm90 = false;
+    TRT_SWIN_CUDA_TRY(current_device_is_sm90(&sm90));
+    if (sm90 && fused_attention_sm90a_supported(p.C)) {
       const char* v = std::getenv("TRT_SWIN_FATTN_WG");
       return fused_attention_sm90a(p, num_windows, v && *v ? std::atoi(v) : 3, stream);
     }

@@ -22,6 +22,7 @@
 #include "common/mma.cuh"
 #include "common/smem_layernorm.cuh"
 #include "fused_attention/fused_attention.h"
+#include "fused_attention/shift_mask.cuh"
 #include "window_attention/window_attention_kernel.cuh"  // wattn::softmax_pv
 
 namespace trt_swin {
@@ -64,9 +65,6 @@ __device__ __forceinline__ void window_barrier(int wl) {
   }
 }
 
-// Region of the padded, shifted map that coordinate y (0 <= y < P, P = padded extent) falls in: timm's
-// get_attn_mask slices (0, -ws), (-ws, -shift), (-shift, None).
-__device__ __forceinline__ int region(int y, int P, int ws, int shift) { return y < P - ws ? 0 : (y < P - shift ? 1 : 2); }
 
 template <class K>
 __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks) fused_attention_kernel(FusedAttentionParams p) {
@@ -142,17 +140,7 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks) fused_attention_ke
   // those keys are -inf in bias64 and those query rows are dropped.
   const int r0 = mt * 16 + g, r1 = r0 + 8;
   uint32_t same0 = 0xffffffffu, same1 = 0xffffffffu;
-  if (shift > 0) {
-    const int8_t* rw = sRid + wl * kNK;
-    const int id0 = rw[r0], id1 = rw[r1];
-    same0 = same1 = 0;
-#pragma unroll
-    for (int k = 0; k < 16; ++k) {
-      const int idc = rw[(k / 2) * 8 + 2 * t + k % 2];
-      same0 |= static_cast<uint32_t>(idc == id0) << k;
-      same1 |= static_cast<uint32_t>(idc == id1) << k;
-    }
-  }
+  if (shift > 0) shift_mask_bits(sRid + wl * kNK, r0, r1, t, same0, same1);
 
   float y[C / 8][4];
 #pragma unroll

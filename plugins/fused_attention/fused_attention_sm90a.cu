@@ -23,10 +23,12 @@
 
 #include <cstdint>
 
+#include "common/canon_layernorm.cuh"
 #include "common/cuda_check.h"
 #include "common/mma.cuh"
 #include "common/wgmma.cuh"
 #include "fused_attention/fused_attention.h"
+#include "fused_attention/shift_mask.cuh"
 
 namespace trt_swin {
 namespace fattn90 {
@@ -59,9 +61,6 @@ struct Cfg {
   static_assert(A_BYTES % 128 == 0 && W_BYTES % 128 == 0, "128-byte aligned regions");
   static_assert(W_BYTES + NWG * WG_BYTES + PARAM_BYTES <= kMaxSmem || NWG == 3, "the 2-warpgroup tile fits");
 };
-
-// Region of the padded, shifted map that coordinate y falls in (timm's get_attn_mask slices), as the mma.sync kernel.
-__device__ __forceinline__ int region(int y, int P, int ws, int shift) { return y < P - ws ? 0 : (y < P - shift ? 1 : 2); }
 
 template <class K>
 __global__ void __launch_bounds__(K::kThreads, 1) fused_attention_sm90a_kernel(FusedAttentionParams p, int num_windows) {
@@ -124,7 +123,7 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_attention_sm90a_kernel(F
       const int i = row / ws, j = row - (row / ws) * ws;
       const int y = (wi / nWw) * ws + i, xx = (wi % nWw) * ws + j;  // padded, shifted frame
       if (y < p.H && xx < p.W) tok = (b * p.H + (y + shift) % p.H) * p.W + (xx + shift) % p.W;
-      rid = region(y, Hp, ws, shift) * 3 + region(xx, Wp, ws, shift);
+      rid = fattn::region(y, Hp, ws, shift) * 3 + fattn::region(xx, Wp, ws, shift);
     }
     if (half == 0) {
       sTok[buf * kRows + row] = tok;
@@ -156,80 +155,15 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_attention_sm90a_kernel(F
     unsigned char* sA = sA0 + buf * K::A_BYTES;
     const int* tok_w = sTok + buf * kRows;
 
-    // ---- (1) LayerNorm in place: warp w takes 8-row groups w and w + 4; lane (q, r) row 8 grp + r, chunks q + 4 i.
-    {
-      const int q = lane / 8, r = lane % 8;
-#pragma unroll
-      for (int grp = warp; grp < kRows / 8; grp += 4) {
-        const int row = grp * 8 + r;
-        float v[C / 32][8];
-        float s = 0.f;
-#pragma unroll
-        for (int i = 0; i < C / 32; ++i) {
-          const uint4 raw = *reinterpret_cast<const uint4*>(sA + canon(row, q + 4 * i, KC));
-          const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float2 f = __half22float2(h2[e]);
-            v[i][2 * e] = f.x;
-            v[i][2 * e + 1] = f.y;
-            s += f.x + f.y;
-          }
-        }
-        s += __shfl_xor_sync(0xffffffffu, s, 8);
-        s += __shfl_xor_sync(0xffffffffu, s, 16);
-        const float mean = s * (1.f / C);
-        float qs = 0.f;
-#pragma unroll
-        for (int i = 0; i < C / 32; ++i) {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            const float d = v[i][e] - mean;
-            qs += d * d;
-          }
-        }
-        qs += __shfl_xor_sync(0xffffffffu, qs, 8);
-        qs += __shfl_xor_sync(0xffffffffu, qs, 16);
-        const float rstd = rsqrtf(qs * (1.f / C) + p.eps);
-        if (tok_w[row] >= 0) {  // padded rows stay zero
-#pragma unroll
-          for (int i = 0; i < C / 32; ++i) {
-            const int c0 = (q + 4 * i) * 8;
-            const float4 ga = *reinterpret_cast<const float4*>(sGamma + c0);
-            const float4 gb = *reinterpret_cast<const float4*>(sGamma + c0 + 4);
-            const float4 ba = *reinterpret_cast<const float4*>(sBeta + c0);
-            const float4 bb = *reinterpret_cast<const float4*>(sBeta + c0 + 4);
-            const float gm[8] = {ga.x, ga.y, ga.z, ga.w, gb.x, gb.y, gb.z, gb.w};
-            const float bt[8] = {ba.x, ba.y, ba.z, ba.w, bb.x, bb.y, bb.z, bb.w};
-            uint4 out;
-            uint32_t* o32 = reinterpret_cast<uint32_t*>(&out);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              o32[e] = pack_half2(fmaf((v[i][2 * e] - mean) * rstd, gm[2 * e], bt[2 * e]),
-                                  fmaf((v[i][2 * e + 1] - mean) * rstd, gm[2 * e + 1], bt[2 * e + 1]));
-            }
-            *reinterpret_cast<uint4*>(sA + canon(row, q + 4 * i, KC)) = out;
-          }
-        }
-      }
-    }
+    // ---- (1) LayerNorm in place (padded rows stay zero)
+    layernorm_canon_tile<C>(sA, warp, lane, sGamma, sBeta, p.eps, [&](int row) { return tok_w[row] >= 0; });
     fence_proxy_async();  // the normalized tile, for wgmma
     warpgroup_barrier(wg);
 
     // Shift-mask bits of this thread's logits (as the mma.sync kernel): bit 2 nt + e of same0 / same1 says whether
     // key 8 nt + 2 t + e is in the same region as row r0 / r1.
     uint32_t same0 = 0xffffffffu, same1 = 0xffffffffu;
-    if (shift > 0) {
-      const int8_t* rw = sRid + buf * kRows;
-      const int id0 = rw[r0], id1 = rw[r1];
-      same0 = same1 = 0;
-#pragma unroll
-      for (int k = 0; k < 16; ++k) {
-        const int idc = rw[(k / 2) * 8 + 2 * t + k % 2];
-        same0 |= static_cast<uint32_t>(idc == id0) << k;
-        same1 |= static_cast<uint32_t>(idc == id1) << k;
-      }
-    }
+    if (shift > 0) fattn::shift_mask_bits(sRid + buf * kRows, r0, r1, t, same0, same1);
     // The next window's rows stream into the other buffer while this one is computed.
     if (win + G < num_windows) gather(win + G, buf ^ 1);
     copy_commit();

@@ -2,9 +2,9 @@
 // instantiations in fused_mlp_gelu_{erf,tanh}.cu (kernel: fused_mlp_kernel.cuh).
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 
 #include "common/cuda_check.h"
+#include "common/kernel_choice.h"
 #include "fused_mlp/fused_mlp.h"
 
 namespace trt_swin {
@@ -26,19 +26,13 @@ cudaError_t fused_mlp(const FusedMlpParams& p, cudaStream_t stream) {
     if (reinterpret_cast<uintptr_t>(ptr) % 16) return cudaErrorMisalignedAddress;  // 16-byte cp.async, float2 loads
   }
   if (p.M == 0) return cudaSuccess;
-  int impl = p.impl;
-  if (impl == 0) {  // development knob (sweeps, tests), read on every call like TRT_SWIN_MLP_VARIANT
-    const char* v = std::getenv("TRT_SWIN_MLP_IMPL");
-    impl = !v || !*v ? 0 : std::strcmp(v, "mma") == 0 ? 1 : std::strcmp(v, "wgmma") == 0 ? 2 : -1;
-    if (impl < 0) return cudaErrorInvalidValue;
-  }
+  const int impl = requested_kernel(p.impl, "TRT_SWIN_MLP_IMPL");
+  if (impl < 0) return cudaErrorInvalidValue;
   if (impl != 1) {
 #if defined(TRT_SWIN_HAS_SM90A)
-    int device = 0, major = 0, minor = 0;
-    TRT_SWIN_CUDA_TRY(cudaGetDevice(&device));
-    TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    if (major == 9 && minor == 0 && fused_mlp_sm90a_supported(p.C, p.Hd)) return fused_mlp_sm90a(p, stream);
+    bool sm90 = false;
+    TRT_SWIN_CUDA_TRY(current_device_is_sm90(&sm90));
+    if (sm90 && fused_mlp_sm90a_supported(p.C, p.Hd)) return fused_mlp_sm90a(p, stream);
 #endif
     if (impl == 2) return cudaErrorNotSupported;
   }

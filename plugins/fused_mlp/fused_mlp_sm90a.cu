@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "common/canon_layernorm.cuh"
 #include "common/cuda_check.h"
 #include "common/mma.cuh"
 #include "common/wgmma.cuh"
@@ -135,58 +136,8 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_mlp_sm90a_kernel(FusedMl
     unsigned char* sA = sA0 + buf * K::A_BYTES;
     const int64_t m0 = static_cast<int64_t>(tile) * kRows;
 
-    // ---- (1) LayerNorm in place: warp w takes 8-row groups w and w + 4; lane (q, r) row 8 grp + r, chunks q + 4 i.
-    {
-      const int q = lane / 8, r = lane % 8;
-#pragma unroll
-      for (int grp = warp; grp < kRows / 8; grp += 4) {
-        const int row = grp * 8 + r;
-        float v[C / 32][8];
-        float s = 0.f;
-#pragma unroll
-        for (int i = 0; i < C / 32; ++i) {
-          const uint4 raw = *reinterpret_cast<const uint4*>(sA + canon(row, q + 4 * i, KC));
-          const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float2 f = __half22float2(h2[e]);
-            v[i][2 * e] = f.x;
-            v[i][2 * e + 1] = f.y;
-            s += f.x + f.y;
-          }
-        }
-        s += __shfl_xor_sync(0xffffffffu, s, 8);
-        s += __shfl_xor_sync(0xffffffffu, s, 16);
-        const float mean = s * (1.f / C);
-        float qs = 0.f;
-#pragma unroll
-        for (int i = 0; i < C / 32; ++i) {
-#pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            const float d = v[i][e] - mean;
-            qs += d * d;
-          }
-        }
-        qs += __shfl_xor_sync(0xffffffffu, qs, 8);
-        qs += __shfl_xor_sync(0xffffffffu, qs, 16);
-        const float rstd = rsqrtf(qs * (1.f / C) + p.eps);
-        if (m0 + row < p.M) {  // rows past M stay zero
-#pragma unroll
-          for (int i = 0; i < C / 32; ++i) {
-            const int c0 = (q + 4 * i) * 8;
-            uint4 out;
-            uint32_t* o32 = reinterpret_cast<uint32_t*>(&out);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const int c = c0 + 2 * e;
-              o32[e] = pack_half2(fmaf((v[i][2 * e] - mean) * rstd, sGamma[c], sBeta[c]),
-                                  fmaf((v[i][2 * e + 1] - mean) * rstd, sGamma[c + 1], sBeta[c + 1]));
-            }
-            *reinterpret_cast<uint4*>(sA + canon(row, q + 4 * i, KC)) = out;
-          }
-        }
-      }
-    }
+    // ---- (1) LayerNorm in place (rows past M stay zero)
+    layernorm_canon_tile<C>(sA, warp, lane, sGamma, sBeta, p.eps, [&](int row) { return m0 + row < p.M; });
     fence_proxy_async();  // the normalized tile, for wgmma
     warpgroup_barrier(wg);
     if (tile + G < num_tiles) load_tile(tile + G, buf ^ 1);  // the next tile streams in meanwhile
