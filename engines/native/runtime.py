@@ -323,9 +323,14 @@ class NativeEngine:
             return False
         return self._mask_is_timms(blk)
 
+    @staticmethod
+    def _num_windows(blk: dict[str, Any], B: int) -> int:
+        """Windows of the block's padded map at batch B."""
+        return B * -(-blk["H"] // blk["ws"]) * -(-blk["W"] // blk["ws"])
+
     def _hopper_grid(self, blk: dict[str, Any], B: int, half: str) -> bool:
         """A compute capability 9.0 engine (self.hopper) on a grid of at least HOPPER_MIN_WINDOWS[half] windows."""
-        return self.hopper and B * -(-blk["H"] // blk["ws"]) * -(-blk["W"] // blk["ws"]) >= HOPPER_MIN_WINDOWS[half]
+        return self.hopper and self._num_windows(blk, B) >= HOPPER_MIN_WINDOWS[half]
 
     def _hopper_attention(self, blk: dict[str, Any], B: int) -> bool:
         """Whether the block's fused FP16 attention half runs fused_attention_'s Hopper kernel (C <= HOPPER_MAX_C)."""
@@ -440,7 +445,7 @@ class NativeEngine:
         n1, n2 = blk["norm1"], blk["norm2"]
         qkv_g, proj_g, fc1_g, fc2_g = blk["qkv"], blk["proj"], blk["fc1"], blk["fc2"]
         # the large-grid rule (AUTO_WIDE_FUSION): both halves fused where the grid has enough windows
-        wide = (C <= self.wide_fusion[0] and B * -(-H // ws) * -(-W // ws) >= self.wide_fusion[1]
+        wide = (C <= self.wide_fusion[0] and self._num_windows(blk, B) >= self.wide_fusion[1]
                 and blk["rel_bias"] + ":64" in t)
         fused_mlp = ((C <= self.fused_mlp_max_c or wide) and fc1_g["mode"] == fc2_g["mode"] == "fp16"
                      or self._fp8_mlp_fusable(blk, wide))

@@ -22,7 +22,7 @@
 #include "common/mma.cuh"
 #include "common/smem_layernorm.cuh"
 #include "fused_attention/fused_attention.h"
-#include "fused_attention/shift_mask.cuh"
+#include "fused_attention/window_geometry.cuh"
 #include "window_attention/window_attention_kernel.cuh"  // wattn::softmax_pv
 
 namespace trt_swin {
@@ -101,18 +101,12 @@ __global__ void __launch_bounds__(K::kThreads, K::kMinBlocks) fused_attention_ke
 
   // ---- (1) token row and shift-mask region of every tile row, once (index math off the per-chunk path), then the
   // gather: tile row (wl, r) is window w0 + wl's token r; rows outside the window or the image are zeros.
-  const int Hp = nWh * ws, Wp = nWw * ws;
   for (int row = tid; row < K::WPC * kNK; row += K::kThreads) {
     const int64_t w = w0 + row / kNK;
     const int r = row % kNK;
     int tok = -1, rid = 0;
-    if (w < num_windows && r < N) {
-      const int wn = static_cast<int>(w);  // num_windows <= B * H * W < 2^31 (checked on the host)
-      const int b = wn / (nWh * nWw), wi = wn % (nWh * nWw);
-      const int i = r / ws, j = r - (r / ws) * ws;
-      const int y = (wi / nWw) * ws + i, xx = (wi % nWw) * ws + j;  // padded, shifted frame
-      if (y < p.H && xx < p.W) tok = (b * p.H + (y + shift) % p.H) * p.W + (xx + shift) % p.W;
-      rid = region(y, Hp, ws, shift) * 3 + region(xx, Wp, ws, shift);
+    if (w < num_windows && r < N) {  // num_windows <= B * H * W < 2^31 (checked on the host)
+      window_row(static_cast<int>(w), r, p.H, p.W, ws, shift, nWh, nWw, tok, rid);
     }
     sTok[row] = tok;
     sRid[row] = static_cast<int8_t>(rid);

@@ -28,7 +28,7 @@
 #include "common/mma.cuh"
 #include "common/wgmma.cuh"
 #include "fused_attention/fused_attention.h"
-#include "fused_attention/shift_mask.cuh"
+#include "fused_attention/window_geometry.cuh"
 
 namespace trt_swin {
 namespace fattn90 {
@@ -110,7 +110,6 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_attention_sm90a_kernel(F
 
   const int ws = p.ws, shift = p.shift, N = ws * ws;
   const int nWh = (p.H + ws - 1) / ws, nWw = (p.W + ws - 1) / ws;
-  const int Hp = nWh * ws, Wp = nWw * ws;
   const int G = gridDim.x * K::NWG;
 
   // Thread wtid gathers tile row wtid % 64, chunks [half * KC / 2, (half + 1) * KC / 2), and records its token and
@@ -118,13 +117,7 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_attention_sm90a_kernel(F
   auto gather = [&](int w, int buf) {
     const int row = wtid % kRows, half = wtid / kRows;
     int tok = -1, rid = 0;
-    if (w < num_windows && row < N) {
-      const int b = w / (nWh * nWw), wi = w % (nWh * nWw);
-      const int i = row / ws, j = row - (row / ws) * ws;
-      const int y = (wi / nWw) * ws + i, xx = (wi % nWw) * ws + j;  // padded, shifted frame
-      if (y < p.H && xx < p.W) tok = (b * p.H + (y + shift) % p.H) * p.W + (xx + shift) % p.W;
-      rid = fattn::region(y, Hp, ws, shift) * 3 + fattn::region(xx, Wp, ws, shift);
-    }
+    if (w < num_windows && row < N) fattn::window_row(w, row, p.H, p.W, ws, shift, nWh, nWw, tok, rid);
     if (half == 0) {
       sTok[buf * kRows + row] = tok;
       sRid[buf * kRows + row] = static_cast<int8_t>(rid);

@@ -82,4 +82,3 @@ def fused_attention_(
     require_for(x, gamma, beta, w_qkv, b_qkv, bias64, w_proj, b_proj)
     return torch.ops.trt_swin.fused_attention_(x, gamma, beta, eps, w_qkv, b_qkv, bias64, w_proj, b_proj,
                                                window_size, shift, scale)
-
