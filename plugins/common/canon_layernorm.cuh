@@ -1,5 +1,5 @@
-// LayerNorm in place of a 64-row fp16 tile in wgmma's canonical layout (common/wgmma.cuh: canon), by one warpgroup;
-// shared by the Hopper fused attention and fused MLP kernels (kernel code only).
+// LayerNorm of a 64-row fp16 tile in wgmma's canonical layout (common/wgmma.cuh: canon) into another (or the same)
+// tile, by one warpgroup; shared by the Hopper fused attention and fused MLP kernels (kernel code only).
 #pragma once
 #include <cuda_fp16.h>
 
@@ -12,11 +12,11 @@ namespace trt_swin {
 
 // Warp w normalizes 8-row groups w and w + 4; lane (q = lane / 8, r = lane % 8) holds row 8 grp + r, 16-byte chunks
 // q + 4 i (conflict-free: 8 lanes on 8 consecutive rows of one chunk), two-pass FP32 statistics over the 4 lanes of a
-// row (shuffles across q). Rows for which valid(row) is false are left as they are (zero padding). gamma / beta: FP32
-// [C], 16-byte aligned, in shared memory.
+// row (shuffles across q). Rows for which valid(row) is false are copied as they are (zero padding). gamma / beta:
+// FP32 [C], 16-byte aligned, in shared memory.
 template <int C, class Valid>
-__device__ __forceinline__ void layernorm_canon_tile(unsigned char* tile, int warp, int lane, const float* gamma,
-                                                     const float* beta, float eps, Valid valid) {
+__device__ __forceinline__ void layernorm_canon_tile(const unsigned char* src, unsigned char* dst, int warp, int lane,
+                                                     const float* gamma, const float* beta, float eps, Valid valid) {
   constexpr int KC = C / 8;
   const int q = lane / 8, r = lane % 8;
 #pragma unroll
@@ -26,7 +26,7 @@ __device__ __forceinline__ void layernorm_canon_tile(unsigned char* tile, int wa
     float s = 0.f;
 #pragma unroll
     for (int i = 0; i < C / 32; ++i) {
-      const uint4 raw = *reinterpret_cast<const uint4*>(tile + canon(row, q + 4 * i, KC));
+      const uint4 raw = *reinterpret_cast<const uint4*>(src + canon(row, q + 4 * i, KC));
       const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
@@ -51,7 +51,7 @@ __device__ __forceinline__ void layernorm_canon_tile(unsigned char* tile, int wa
     qs += __shfl_xor_sync(0xffffffffu, qs, 8);
     qs += __shfl_xor_sync(0xffffffffu, qs, 16);
     const float rstd = rsqrtf(qs * (1.f / C) + eps);
-    if (!valid(row)) continue;  // after the shuffles: every lane of the warp takes part in them
+    const bool ok = valid(row);  // after the shuffles: every lane of the warp takes part in them
 #pragma unroll
     for (int i = 0; i < C / 32; ++i) {
       const int c0 = (q + 4 * i) * 8;
@@ -68,7 +68,8 @@ __device__ __forceinline__ void layernorm_canon_tile(unsigned char* tile, int wa
         o32[e] = pack_half2(fmaf((v[i][2 * e] - mean) * rstd, gm[2 * e], bt[2 * e]),
                             fmaf((v[i][2 * e + 1] - mean) * rstd, gm[2 * e + 1], bt[2 * e + 1]));
       }
-      *reinterpret_cast<uint4*>(tile + canon(row, q + 4 * i, KC)) = out;
+      if (!ok) out = make_uint4(0, 0, 0, 0);
+      *reinterpret_cast<uint4*>(dst + canon(row, q + 4 * i, KC)) = out;
     }
   }
 }

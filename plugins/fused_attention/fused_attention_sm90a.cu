@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_attention_sm90a_kernel(F
     const int* tok_w = sTok + buf * kRows;
 
     // ---- (1) LayerNorm in place (padded rows stay zero)
-    layernorm_canon_tile<C>(sA, warp, lane, sGamma, sBeta, p.eps, [&](int row) { return tok_w[row] >= 0; });
+    layernorm_canon_tile<C>(sA, sA, warp, lane, sGamma, sBeta, p.eps, [&](int row) { return tok_w[row] >= 0; });
     fence_proxy_async();  // the normalized tile, for wgmma
     warpgroup_barrier(wg);
 

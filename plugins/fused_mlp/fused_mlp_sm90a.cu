@@ -1,14 +1,19 @@
 // Hopper (sm_90a) form of trt_swin::fused_mlp for Hd = 4C, C <= 96 (Swin-T / Swin-S stage 1): the same contract and
 // roundings (fused_mlp.h), with both GEMMs as warpgroup MMAs (wgmma) on tiles of 64 token rows.
 //
-// CTA = 2 or 3 warpgroups (Cfg::PIPE) over a persistent loop of tiles (warpgroup gw takes tiles gw, gw + G, ...). The CTA loads w1 and
+// CTA = 2 warpgroups over a persistent loop of tiles (warpgroup gw takes tiles gw, gw + G, ...). The CTA loads w1 and
 // w2 into shared memory once (C 96: 144 KB); each warpgroup then, per tile:
-//   (1) its 64 rows of x, copied with 16-byte cp.async while the previous tile was computed, are LayerNorm'd in place
-//       to fp16; the next tile's copy starts;
-//   (2) per hidden chunk j of C columns:  S = A W1_j^T           wgmma m64nC, A and W in shared memory
-//                                         P = fp16(act(S + b1))  in the accumulator registers
-//                                         Y += P W2_j^T          wgmma m64nC, A (P) from registers
-//   (3) x = fp16(Y + b2 + x), the sum in FP32 straight from the accumulators (x read while the last FC2 runs).
+//   (1) its 64 rows of x, copied with 16-byte cp.async while the previous tile was computed, are LayerNorm'd to fp16
+//       into the A tile (the rows of x stay for the residual); the next tile's copy starts;
+//   (2) per hidden chunk j of C columns:  S = A W1_j^T            wgmma m64nC, A and W in shared memory
+//                                         P = fp16(act(S + b1))   in the accumulator registers
+//                                         Y += P W2_j^T           wgmma m64nC, A (P) from registers
+//       chunk j + 1's FC1 is issued before chunk j's activation (two sets of S accumulators), so the warpgroup's FC1,
+//       activation and FC2 overlap. Y starts at b2. (b1 preloaded into S the same way was slower: 0.213 vs 0.189 ms,
+//       H100, Swin-T stage 1, batch 128: FC1 cannot issue before those loads land.)
+//   (3) x = fp16(Y + x), the sum in FP32 straight from the accumulators, x from the tile's rows in shared memory.
+// (ncu, H100, Swin-T stage 1, batch 128: re-reading x from global memory in (3) held about 7 % of the warps' stall
+// samples.)
 // Shared-memory operands are K-major in wgmma's no-swizzle canonical layout (common/wgmma.cuh), as in
 // fused_attention_sm90a.cu, whose structure this kernel shares.
 #include <cuda_fp16.h>
@@ -27,13 +32,10 @@ namespace fmlp90 {
 
 constexpr int kRows = 64;  // token rows per tile
 
-// PIPE: each warpgroup issues chunk j + 1's FC1 before chunk j's activation (two sets of S accumulators), so its FC1,
-// activation and FC2 overlap; 2 warpgroups per CTA (their registers), else 3.
-template <int C_, bool PIPE_>
+template <int C_>
 struct Cfg {
   static constexpr int C = C_;
-  static constexpr bool PIPE = PIPE_;
-  static constexpr int kNWG = PIPE ? 2 : 3;
+  static constexpr int kNWG = 2;  // the registers of two S sets + Y
   static constexpr int HD = 4 * C;
   static constexpr int NCHUNK = HD / C;                  // hidden chunks of C columns
   static constexpr int KC = C / 8;                       // 16-byte chunks of a row
@@ -42,7 +44,8 @@ struct Cfg {
   static constexpr int W_BYTES = 2 * NCHUNK * CHUNK_BYTES;
   static constexpr int A_BYTES = kRows * C * 2;          // the 64 x C canonical tile
   static constexpr int PARAM_BYTES = (HD + 3 * C) * 4;   // b1, b2, gamma, beta (FP32)
-  static constexpr int kSmemBytes = W_BYTES + kNWG * 2 * A_BYTES + PARAM_BYTES;
+  static constexpr int WG_BYTES = 3 * A_BYTES;          // rows of x (ping-pong) + the normalized A tile
+  static constexpr int kSmemBytes = W_BYTES + kNWG * WG_BYTES + PARAM_BYTES;
   static_assert(C % 32 == 0 && C <= 96, "C: multiple of 32 up to 96 (weights resident)");
   static_assert(kSmemBytes <= 227 * 1024, "fits Hopper's 227 KB per CTA");
 };
@@ -84,8 +87,9 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_mlp_sm90a_kernel(FusedMl
   const int warp = wtid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   unsigned char* sW1 = smem;                                   // NCHUNK x [C hidden rows x C]
   unsigned char* sW2 = sW1 + K::NCHUNK * K::CHUNK_BYTES;       // NCHUNK x [C out rows x C hidden]
-  unsigned char* sA0 = smem + K::W_BYTES + wg * 2 * K::A_BYTES;  // this warpgroup's 2 tiles (ping-pong)
-  float* sB1 = reinterpret_cast<float*>(smem + K::W_BYTES + K::kNWG * 2 * K::A_BYTES);
+  unsigned char* sX0 = smem + K::W_BYTES + wg * K::WG_BYTES;  // this warpgroup's 2 tiles of x rows (ping-pong)
+  unsigned char* sA = sX0 + 2 * K::A_BYTES;                    // its LayerNorm'd A tile
+  float* sB1 = reinterpret_cast<float*>(smem + K::W_BYTES + K::kNWG * K::WG_BYTES);
   float* sB2 = sB1 + K::HD;
   float* sGamma = sB2 + C;
   float* sBeta = sGamma + C;
@@ -114,7 +118,7 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_mlp_sm90a_kernel(FusedMl
     const int row = wtid % kRows, half = wtid / kRows;
     const int64_t m = static_cast<int64_t>(tile) * kRows + row;
     const bool valid = m < p.M;
-    unsigned char* dst = sA0 + buf * K::A_BYTES;
+    unsigned char* dst = sX0 + buf * K::A_BYTES;
     const __half* src = p.x + (valid ? m : 0) * C;
 #pragma unroll
     for (int kc = half * (KC / 2); kc < (half + 1) * (KC / 2); ++kc) copy16(dst + canon(row, kc, KC), src + kc * 8, valid);
@@ -127,26 +131,30 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_mlp_sm90a_kernel(FusedMl
   fence_proxy_async();
   __syncthreads();  // the weights and parameters are in place
 
-  const uint32_t w1_base = smem_u32(sW1), w2_base = smem_u32(sW2);
+  const uint32_t w1_base = smem_u32(sW1), w2_base = smem_u32(sW2), a_base = smem_u32(sA);
   const int r0 = warp * 16 + g, r1 = r0 + 8;  // this thread's accumulator rows
 
   for (int buf = 0; tile < num_tiles; tile += G, buf ^= 1) {
     copy_wait<0>();
-    warpgroup_barrier(wg);  // the tile has landed; the previous tile's epilogue is done with its buffer
-    unsigned char* sA = sA0 + buf * K::A_BYTES;
+    warpgroup_barrier(wg);  // the rows have landed; every warp's products of the previous tile are done with sA
+    const unsigned char* sX = sX0 + buf * K::A_BYTES;
     const int64_t m0 = static_cast<int64_t>(tile) * kRows;
 
-    // ---- (1) LayerNorm in place (rows past M stay zero)
-    layernorm_canon_tile<C>(sA, warp, lane, sGamma, sBeta, p.eps, [&](int row) { return m0 + row < p.M; });
+    // ---- (1) LayerNorm into the A tile (rows past M: zeros, as loaded)
+    layernorm_canon_tile<C>(sX, sA, warp, lane, sGamma, sBeta, p.eps, [&](int row) { return m0 + row < p.M; });
     fence_proxy_async();  // the normalized tile, for wgmma
     warpgroup_barrier(wg);
     if (tile + G < num_tiles) load_tile(tile + G, buf ^ 1);  // the next tile streams in meanwhile
     copy_commit();
 
-    const uint32_t a_base = smem_u32(sA);
+    // Y starts at b2: this thread's pairs (c, c + 1), c = 8 nt + 2 t, in rows r0 and r1.
     float y[C / 2];
 #pragma unroll
-    for (int i = 0; i < C / 2; ++i) y[i] = 0.f;
+    for (int nt = 0; nt < C / 8; ++nt) {
+      const float2 bb = *reinterpret_cast<const float2*>(sB2 + nt * 8 + 2 * t);
+      y[4 * nt] = y[4 * nt + 2] = bb.x;
+      y[4 * nt + 1] = y[4 * nt + 3] = bb.y;
+    }
 
     // ---- (2) per chunk j: S = A W1_j^T (64 x C hidden columns, K = C); P = fp16(act(S + b1)), whose n-tiles
     // 2 kk, 2 kk + 1 are FC2's k16 step kk; Y += P W2_j^T (64 x C, K = C hidden), left in flight.
@@ -160,8 +168,8 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_mlp_sm90a_kernel(FusedMl
       wgmma_commit();
     };
     auto act_fc2 = [&](int j, const float (&s)[C / 2]) {
-      const float* b1 = sB1 + j * C;
       uint32_t pa[C / 16][4];
+      const float* b1 = sB1 + j * C;
 #pragma unroll
       for (int nt = 0; nt < C / 8; ++nt) {
         const float2 bb = *reinterpret_cast<const float2*>(b1 + nt * 8 + 2 * t);
@@ -175,61 +183,37 @@ __global__ void __launch_bounds__(K::kThreads, 1) fused_mlp_sm90a_kernel(FusedMl
       }
       wgmma_commit();
     };
-    if constexpr (K::PIPE) {
-      float s0[C / 2], s1[C / 2];
-      fc1(0, s0);
+    float s0[C / 2], s1[C / 2];
+    fc1(0, s0);
 #pragma unroll
-      for (int j = 0; j < K::NCHUNK; ++j) {  // unrolled: s0 / s1 stay registers
-        if (j + 1 < K::NCHUNK) {
-          fc1(j + 1, (j & 1) ? s0 : s1);
-          wgmma_wait<1>();  // chunk j's FC1 (and chunk j - 1's FC2) done; chunk j + 1's FC1 may run on
-        } else {
-          wgmma_wait<0>();
-        }
-        act_fc2(j, (j & 1) ? s1 : s0);
+    for (int j = 0; j < K::NCHUNK; ++j) {  // unrolled: s0 / s1 stay registers
+      if (j + 1 < K::NCHUNK) {
+        fc1(j + 1, (j & 1) ? s0 : s1);
+        wgmma_wait<1>();  // chunk j's FC1 (and chunk j - 1's FC2) done; chunk j + 1's FC1 may run on
+      } else {
+        wgmma_wait<0>();
       }
-    } else {
-#pragma unroll 1
-      for (int j = 0; j < K::NCHUNK; ++j) {
-        float s[C / 2];
-        fc1(j, s);
-        wgmma_wait<0>();  // (also the previous chunk's FC2)
-        act_fc2(j, s);
-      }
-    }
-    // The residual pairs of this thread's accumulators, loaded while the last FC2 runs.
-    const bool v0 = m0 + r0 < p.M, v1 = m0 + r1 < p.M;
-    const __half* x0 = p.x + (v0 ? m0 + r0 : 0) * C + 2 * t;
-    const __half* x1 = p.x + (v1 ? m0 + r1 : 0) * C + 2 * t;
-    __half2 xr[C / 8][2];
-#pragma unroll
-    for (int nt = 0; nt < C / 8; ++nt) {
-      xr[nt][0] = *reinterpret_cast<const __half2*>(x0 + nt * 8);
-      xr[nt][1] = *reinterpret_cast<const __half2*>(x1 + nt * 8);
+      act_fc2(j, (j & 1) ? s1 : s0);
     }
     wgmma_wait<0>();
 
-    // ---- (3) x = fp16(Y + b2 + x) in FP32, rounded once (rows past M are not stored). The next write into this
-    // tile's buffer comes after the next iteration's barrier, when every warp's products are done with it.
+    // ---- (3) x = fp16(Y + x) in FP32, rounded once (rows past M are not stored); x from the tile's rows (pairs at
+    // row r, column c of the canonical tile: conflict-free).
+    const bool v0 = m0 + r0 < p.M, v1 = m0 + r1 < p.M;
 #pragma unroll
     for (int nt = 0; nt < C / 8; ++nt) {
       const int c = nt * 8 + 2 * t;
-      const float2 bb = *reinterpret_cast<const float2*>(sB2 + c);
-      const float2 f0 = __half22float2(xr[nt][0]), f1 = __half22float2(xr[nt][1]);
-      if (v0) {
-        *reinterpret_cast<uint32_t*>(p.x + (m0 + r0) * C + c) = pack_half2(y[4 * nt] + bb.x + f0.x, y[4 * nt + 1] + bb.y + f0.y);
-      }
-      if (v1) {
-        *reinterpret_cast<uint32_t*>(p.x + (m0 + r1) * C + c) =
-            pack_half2(y[4 * nt + 2] + bb.x + f1.x, y[4 * nt + 3] + bb.y + f1.y);
-      }
+      const float2 f0 = __half22float2(*reinterpret_cast<const __half2*>(sX + canon(r0, nt, KC) + 4 * t));
+      const float2 f1 = __half22float2(*reinterpret_cast<const __half2*>(sX + canon(r1, nt, KC) + 4 * t));
+      if (v0) *reinterpret_cast<uint32_t*>(p.x + (m0 + r0) * C + c) = pack_half2(y[4 * nt] + f0.x, y[4 * nt + 1] + f0.y);
+      if (v1) *reinterpret_cast<uint32_t*>(p.x + (m0 + r1) * C + c) = pack_half2(y[4 * nt + 2] + f1.x, y[4 * nt + 3] + f1.y);
     }
   }
 }
 
-template <int C, bool PIPE, MlpAct ACT>
+template <int C, MlpAct ACT>
 cudaError_t launch(const FusedMlpParams& p, cudaStream_t stream) {
-  using K = Cfg<C, PIPE>;
+  using K = Cfg<C>;
   auto kernel = fused_mlp_sm90a_kernel<K, ACT>;
   int device = 0, optin = 0, sms = 0;
   TRT_SWIN_CUDA_TRY(cudaGetDevice(&device));
@@ -247,20 +231,13 @@ cudaError_t launch(const FusedMlpParams& p, cudaStream_t stream) {
   return cudaSuccess;
 }
 
-template <bool PIPE, MlpAct ACT>
+template <MlpAct ACT>
 cudaError_t dispatch_c(const FusedMlpParams& p, cudaStream_t stream) {
   switch (p.C) {
-    case 32: return launch<32, PIPE, ACT>(p, stream);
-    case 64: return launch<64, PIPE, ACT>(p, stream);
-    default: return launch<96, PIPE, ACT>(p, stream);
+    case 32: return launch<32, ACT>(p, stream);
+    case 64: return launch<64, ACT>(p, stream);
+    default: return launch<96, ACT>(p, stream);
   }
-}
-
-// $TRT_SWIN_MLP_PIPE=0 (sweeps, tests): the 3-warpgroup form without the FC1 / activation overlap.
-template <MlpAct ACT>
-cudaError_t dispatch_pipe(const FusedMlpParams& p, cudaStream_t stream) {
-  const char* v = std::getenv("TRT_SWIN_MLP_PIPE");
-  return v && *v == '0' ? dispatch_c<false, ACT>(p, stream) : dispatch_c<true, ACT>(p, stream);
 }
 
 }  // namespace fmlp90
@@ -269,8 +246,8 @@ bool fused_mlp_sm90a_supported(int C, int Hd) { return (C == 32 || C == 64 || C 
 
 cudaError_t fused_mlp_sm90a(const FusedMlpParams& p, cudaStream_t stream) {
   if (!fused_mlp_sm90a_supported(p.C, p.Hd)) return cudaErrorInvalidValue;
-  return p.act == MlpAct::kGeluErf ? fmlp90::dispatch_pipe<MlpAct::kGeluErf>(p, stream)
-                                   : fmlp90::dispatch_pipe<MlpAct::kGeluTanh>(p, stream);
+  return p.act == MlpAct::kGeluErf ? fmlp90::dispatch_c<MlpAct::kGeluErf>(p, stream)
+                                   : fmlp90::dispatch_c<MlpAct::kGeluTanh>(p, stream);
 }
 
 }  // namespace trt_swin

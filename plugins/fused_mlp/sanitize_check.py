@@ -14,10 +14,10 @@ from trt_swin.plugins.fused_mlp.op import fused_mlp_
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
 
 # (M, C, Hd, variant): the 128-row register-resident tile, the wide-C (WN 2) tile, the 4-warp tile; ragged M
-# (M, C, Hd, kernel): "wgmma" / "wgmma-3wg" the Hopper kernel ($TRT_SWIN_MLP_PIPE 1 / 0; compute capability 9.0 only)
-# over 20000 rows (several tiles per warpgroup, ragged last tile)
+# (M, C, Hd, "wgmma"): the Hopper kernel (compute capability 9.0 only) over 20000 rows (several tiles per warpgroup,
+# ragged last tile)
 CASES = [(130, 96, 384, 0), (70, 384, 1536, 0), (33, 192, 768, 0), (33, 192, 768, 1), (20001, 96, 384, "wgmma"),
-         (20001, 96, 384, "wgmma-3wg"), (130, 64, 256, "wgmma")]
+         (130, 64, 256, "wgmma")]
 
 
 def main() -> int:
@@ -28,7 +28,7 @@ def main() -> int:
         if isinstance(variant, str):
             if not hopper:
                 continue
-            os.environ.update(TRT_SWIN_MLP_IMPL="wgmma", TRT_SWIN_MLP_PIPE="0" if variant == "wgmma-3wg" else "1")
+            os.environ.update(TRT_SWIN_MLP_IMPL="wgmma")
         else:
             os.environ.update(TRT_SWIN_MLP_IMPL="mma", TRT_SWIN_MLP_VARIANT=str(variant))
         for act in ("gelu_erf", "gelu_tanh"):

@@ -163,17 +163,16 @@ def _assert_close(x0, out, ref):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("kernel", ["mma", "wgmma", "wgmma-3wg"])
+@pytest.mark.parametrize("kernel", ["mma", "wgmma"])
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("M,C,Hd", REAL_SHAPES + EDGE_SHAPES)
 def test_fused_mlp_matches_reference(monkeypatch, M, C, Hd, act, kernel):
     """Both CUDA kernels ($TRT_SWIN_MLP_IMPL): mma.sync, and the Hopper one (compute capability 9.0, Hd = 4C,
-    C <= 96) in its default form and its 3-warpgroup form without the FC1 overlap ($TRT_SWIN_MLP_PIPE=0)."""
-    if kernel.startswith("wgmma") and not (torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
+    C <= 96)."""
+    if kernel == "wgmma" and not (torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0)
                                   and Hd == 4 * C and C <= 96):
         pytest.skip("the wgmma kernel runs on compute capability 9.0 for Hd = 4C, C <= 96")
-    monkeypatch.setenv("TRT_SWIN_MLP_IMPL", kernel.split("-")[0])
-    monkeypatch.setenv("TRT_SWIN_MLP_PIPE", "0" if kernel == "wgmma-3wg" else "1")
+    monkeypatch.setenv("TRT_SWIN_MLP_IMPL", kernel)
     x0, out, ref, guards_ok = _run_guarded(M, C, Hd, act)
     _assert_close(x0, out, ref)
     assert guards_ok, "the op wrote outside x"

@@ -3,8 +3,9 @@
 Backends: eager-fp32, eager-fp16, eager-fp16-graph (CUDA graph of the FP16 module), compile-max-autotune
 (`torch.compile(mode="max-autotune")` FP16, one compiled object per model, specialized per batch size), and native
 engines (`--engine` files, or `--build fp16,int8,fp8` built in-process; INT8 / FP8 built this way are max-calibrated on
-random images: right for timing, not for accuracy). Latency: median and p90 of CUDA-event times over --iters calls
-after --warmup calls; throughput = batch / median latency.
+random images: right for timing, not for accuracy). Every backend gets the same FP16 images (eager-fp32 casts them
+inside its timing; `--engine-input fp32` hands the engines an FP32 copy instead). Latency: median and p90 of CUDA-event
+times over --iters calls after --warmup calls; throughput = batch / median latency.
 
 max-autotune compiles take minutes per batch size. Warm the inductor cache first, then measure everything in a second
 run on the same machine (compiled kernels persist in TORCHINDUCTOR_CACHE_DIR):
@@ -43,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="engines built with --build: the fused attention kernel (auto: triton on compute capability 9.x)")
     p.add_argument("--backends", default=",".join(BASELINES), help=f"comma list of baselines ({', '.join(BASELINES)}) or 'none'")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 128])
+    p.add_argument("--engine-input", choices=("fp16", "fp32"), default="fp16",
+                   help="images the engines get: fp16 (default), the tensor the FP16 baselines get, or its FP32 copy")
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--compile-only", action="store_true", help="only compile the torch.compile baselines (cache warm-up)")
@@ -169,10 +172,10 @@ def bench_model(spec: str, args, engines_files: list[str]) -> list[dict]:
                 plan.append(("eager-fp16-graph", _graphed(m16, x16), x16))
             for name, eng in engines.items():
                 if B <= eng.max_batch:
-                    plan.append((name, eng, x16.float()))
+                    plan.append((name, eng, x16 if args.engine_input == "fp16" else x16.float()))
             for name, fn, x in plan:
                 r = time_fn(fn, x, args.iters, args.warmup)
-                rows.append({"model": info.name, "backend": name, "batch": B, **r})
+                rows.append({"model": info.name, "backend": name, "batch": B, "input": str(x.dtype).split(".")[-1], **r})
                 print(f"[{info.name} bs{B}] {name:24s} median {r['median_ms']:.3f} ms  p90 {r['p90_ms']:.3f} ms  "
                       f"{r['images_per_s']:.0f} img/s", flush=True)
     del m32, m16, engines
@@ -216,7 +219,7 @@ def run(args) -> int:
     if args.compile_only:
         print("torch.compile caches warmed; rerun without --compile-only to measure")
         return 0
-    table = [{"model": r["model"], "backend": r["backend"], "batch": r["batch"], "median ms": r["median_ms"],
+    table = [{"model": r["model"], "backend": r["backend"], "input": r["input"], "batch": r["batch"], "median ms": r["median_ms"],
               "p90 ms": r["p90_ms"], "images/s": r["images_per_s"]} for r in rows]
     print_table(table, floatfmt=".3f")
     gpu = torch.cuda.get_device_name()
