@@ -12,7 +12,7 @@ namespace trt_swin {
 
 // Warp w normalizes 8-row groups w and w + 4; lane (q = lane / 8, r = lane % 8) holds row 8 grp + r, 16-byte chunks
 // q + 4 i (conflict-free: 8 lanes on 8 consecutive rows of one chunk), two-pass FP32 statistics over the 4 lanes of a
-// row (shuffles across q). Rows for which valid(row) is false are copied as they are (zero padding). gamma / beta:
+// row (shuffles across q). Rows for which valid(row) is false are written as zeros (the padding). gamma / beta:
 // FP32 [C], 16-byte aligned, in shared memory.
 template <int C, class Valid>
 __device__ __forceinline__ void layernorm_canon_tile(const unsigned char* src, unsigned char* dst, int warp, int lane,

@@ -19,7 +19,6 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
-#include <cstdlib>
 
 #include "common/canon_layernorm.cuh"
 #include "common/cuda_check.h"
