@@ -65,3 +65,30 @@ def write_results(rows: list[dict], json_path: str | None, **extra) -> dict:
         with open(json_path, "w") as f:
             json.dump(out, f, indent=1)
     return out
+
+
+def graph_us(fn, flush: torch.Tensor, iters: int = 20, reps: int = 10) -> float:
+    """Median us per call of fn() behind an L2 flush: a CUDA graph of `reps` x (flush.zero_(), fn()) replayed `iters`
+    times, minus the same graph of flushes alone (so weights come from DRAM, as in an engine)."""
+    def run(with_fn: bool) -> float:
+        fn()
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(reps):
+                flush.zero_()
+                if with_fn:
+                    fn()
+        g.replay()
+        torch.cuda.synchronize()
+        ts = []
+        for _ in range(iters):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            g.replay()
+            b.record()
+            b.synchronize()
+            ts.append(a.elapsed_time(b) * 1000 / reps)
+        return sorted(ts)[len(ts) // 2]
+
+    return run(True) - run(False)

@@ -32,6 +32,7 @@ CATEGORIES = (  # first match wins
     ("fused_attention", re.compile(r"fused_attention|fattn")),
     ("window_attention", re.compile(r"window_attention|wattn")),
     ("fused_mlp", re.compile(r"fused_mlp")),
+    ("patch_merge_gemm", re.compile(r"patch_merge_gemm")),
     ("memops", re.compile(r"ln_shift|window_reverse|patch_merge|epilogue")),
     ("gemm", re.compile(r"nvjet|gemm|cutlass|xmma|sm90_|sm80_|cublas", re.I)),
 )

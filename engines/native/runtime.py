@@ -22,9 +22,10 @@ fused attention's FP8 forms.
 Batch 1 (Triton kernels, FP16 GEMMs): unfused blocks with C <= 512 run 5 launches, norm1 folded into QKV and norm2
 into FC1 (plugins/ln_gemm): ln_gemm(window gather) -> window attention -> proj GEMM + window reverse + residual ->
 ln_gemm(FC1 + GELU) -> FC2 GEMM (+ residual), and the Triton kernels launch with programmatic dependent launch.
-Patch merging: patch_merge (gather + LN) -> reduction GEMM. Patch embedding: a GEMM over p x p patches (K padded to a
-multiple of 8) + LN; in an engine that runs Triton kernels, one kernel (plugins/patch_embed) on the caller's images
-ahead of the CUDA graph. Residual stream: float16 [B, H, W, C].
+Patch merging: patch_merge (gather + LN) -> reduction GEMM; on compute capability 9.0, stage 1's (C <= 96, FP16 GEMM,
+even map) as one kernel, plugins/patch_merge_gemm (LN folded into the GEMM). Patch embedding: a GEMM over p x p
+patches (K padded to a multiple of 8) + LN; in an engine that runs Triton kernels, one kernel (plugins/patch_embed) on
+the caller's images ahead of the CUDA graph. Residual stream: float16 [B, H, W, C].
 
 On CPU tensors the same op sequence runs the ops' PyTorch references (FP32 math, float16 / int8 storage), which is how
 the engine is tested without a GPU.
@@ -50,6 +51,8 @@ from trt_swin.plugins.fused_mlp.reference import TRITON_MAX_C as TRITON_MLP_MAX_
 from trt_swin.plugins.gemm.op import gemm
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
 from trt_swin.plugins.patch_merge.op import patch_merge
+from trt_swin.plugins.patch_merge_gemm.op import patch_merge_gemm
+from trt_swin.plugins.patch_merge_gemm.reference import SUPPORTED_C as PATCH_MERGE_GEMM_C
 from trt_swin.plugins.window_attention.op import window_attention
 from trt_swin.plugins.window_reverse.op import window_reverse_
 
@@ -163,6 +166,10 @@ PDL_MAX_BATCH = 1
 # memory.
 HOPPER_MIN_WINDOWS = {"attention": 512, "mlp": 4096}
 HOPPER_MLP_MAX_C = 96
+# patch_merge_gemm (Hopper) takes a patch merging of at least this many merged tokens: H100, Swin-T stage 1, us per
+# call against patch_merge + cuBLASLt: 784 tokens (batch 1) 10.8 / 6.3, 6272 (8) 11.8 / 11.4, 25088 (32) 20.2 / 30.7,
+# 100352 (128) 50.0 / 99.7 (BENCHMARKS.md, session 15).
+HOPPER_MERGE_MIN_TOKENS = 16384
 
 
 def default_buckets(max_batch: int) -> list[int]:
@@ -231,6 +238,8 @@ class NativeEngine:
         self.ln_gemm_max_c = LN_GEMM_MAX_C
         self.pdl_max_batch = PDL_MAX_BATCH if runs_triton else 0
         self.folds: dict[str, Any] = {}
+        # On compute capability 9.0, stage 1's patch merging + reduction as one kernel (plugins/patch_merge_gemm)
+        self.merge_folds: dict[str, Any] = {}
         head = self.plan["head"]
         # The tail: the final LayerNorm + average pool as one kernel (plugins/classifier_head) instead of a LayerNorm
         # pass writing fp16 and a mean kernel; the head stays cuBLAS's FP32 GEMM. For an FP32 head (keep_fp32, the
@@ -245,6 +254,8 @@ class NativeEngine:
         self.t = {k: v.to(self.device) for k, v in tensors.items()}
         self._prepare()
         self._prepare_folds()
+        if self.hopper:
+            self._prepare_merge_folds()
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         self.buckets = sorted(set(buckets or default_buckets(self.max_batch)))
         if any(b < 1 or b > self.max_batch for b in self.buckets):
@@ -302,6 +313,25 @@ class NativeEngine:
                         self.folds[g["name"]] = fold_layer_norm(self.t[g["weight"]], self.t[norm["gamma"]],
                                                                 self.t[norm["beta"]],
                                                                 self.t[g["bias"]] if g["bias"] else None)
+
+    def _prepare_merge_folds(self) -> None:
+        """The patch-merging norms folded into the reductions (self.merge_folds) that patch_merge_gemm can take: FP16,
+        unpadded, C in PATCH_MERGE_GEMM_C (Swin V1 stage 1)."""
+        from trt_swin.plugins.ln_gemm.reference import fold_layer_norm
+
+        for st in self.plan["stages"]:
+            ds = st["downsample"]
+            if ds and self._fp16_unpadded(ds["gemm"]) and ds["gemm"]["K"] // 4 in PATCH_MERGE_GEMM_C:
+                red, norm = ds["gemm"], ds["norm"]
+                self.merge_folds[red["name"]] = fold_layer_norm(self.t[red["weight"]], self.t[norm["gamma"]],
+                                                                self.t[norm["beta"]])
+
+    def _merge_in_one(self, ds: dict[str, Any], x: torch.Tensor) -> bool:
+        """Whether the patch merging of x runs as patch_merge_gemm: a folded reduction (self.merge_folds), an even
+        map, at least HOPPER_MERGE_MIN_TOKENS merged tokens."""
+        B, H, W, _ = x.shape
+        return (ds["gemm"]["name"] in self.merge_folds and H % 2 == 0 and W % 2 == 0
+                and B * (H // 2) * (W // 2) >= HOPPER_MERGE_MIN_TOKENS)
 
     @staticmethod
     def _fp16_unpadded(g: dict[str, Any]) -> bool:
@@ -576,7 +606,10 @@ class NativeEngine:
         B = x.shape[0]
         for st in plan["stages"]:
             ds = st["downsample"]
-            if ds:
+            if ds and self._merge_in_one(ds, x):
+                f = self.merge_folds[ds["gemm"]["name"]]
+                x = patch_merge_gemm(x, f.weight, f.u, f.v, ds["norm"]["eps"])  # B, H/2, W/2, 2C
+            elif ds:
                 red = ds["gemm"]
                 m = patch_merge(x, t[ds["norm"]["gamma"]], t[ds["norm"]["beta"]], ds["norm"]["eps"],
                                 **self._quant_out(red))

@@ -1,4 +1,5 @@
-// Host-side choice between an op's portable (mma.sync) kernel and its Hopper (sm_90a, wgmma) kernel.
+// Host-side choice between an op's portable (mma.sync) kernel and its Hopper (sm_90a, wgmma) kernel, and the Hopper
+// kernels' launch preamble.
 #pragma once
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,18 @@ inline cudaError_t current_device_is_sm90(bool* yes) {
   TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
   *yes = major == 9 && minor == 0;
   return cudaSuccess;
+}
+
+// Opts `kernel` in to smem_bytes of dynamic shared memory (cudaErrorNotSupported beyond the device's limit) and
+// returns the current device's SM count in *sms: what a persistent kernel with large shared memory needs to launch.
+template <class Kernel>
+inline cudaError_t opt_in_shared_memory(Kernel kernel, int smem_bytes, int* sms) {
+  int device = 0, optin = 0;
+  TRT_SWIN_CUDA_TRY(cudaGetDevice(&device));
+  TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device));
+  if (smem_bytes > optin) return cudaErrorNotSupported;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
 }
 
 }  // namespace trt_swin

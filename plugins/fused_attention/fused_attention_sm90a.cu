@@ -25,6 +25,7 @@
 
 #include "common/canon_layernorm.cuh"
 #include "common/cuda_check.h"
+#include "common/kernel_choice.h"
 #include "common/mma.cuh"
 #include "common/wgmma.cuh"
 #include "fused_attention/fused_attention.h"
@@ -330,12 +331,8 @@ template <int C, int NWG>
 cudaError_t launch(const FusedAttentionParams& p, int num_windows, cudaStream_t stream) {
   using K = Cfg<C, NWG>;
   auto kernel = fused_attention_sm90a_kernel<K>;
-  int device = 0, optin = 0, sms = 0;
-  TRT_SWIN_CUDA_TRY(cudaGetDevice(&device));
-  TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  if (K::kSmemBytes > optin) return cudaErrorNotSupported;
-  TRT_SWIN_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, K::kSmemBytes));
+  int sms = 0;
+  TRT_SWIN_CUDA_TRY(opt_in_shared_memory(kernel, K::kSmemBytes, &sms));
   int per_sm = 0;
   TRT_SWIN_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, K::kThreads, K::kSmemBytes));
   if (per_sm < 1) return cudaErrorNotSupported;

@@ -22,6 +22,7 @@
 
 #include "common/canon_layernorm.cuh"
 #include "common/cuda_check.h"
+#include "common/kernel_choice.h"
 #include "common/mma.cuh"
 #include "common/wgmma.cuh"
 #include "fused_mlp/fused_mlp.h"
@@ -214,12 +215,8 @@ template <int C, MlpAct ACT>
 cudaError_t launch(const FusedMlpParams& p, cudaStream_t stream) {
   using K = Cfg<C>;
   auto kernel = fused_mlp_sm90a_kernel<K, ACT>;
-  int device = 0, optin = 0, sms = 0;
-  TRT_SWIN_CUDA_TRY(cudaGetDevice(&device));
-  TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  TRT_SWIN_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  if (K::kSmemBytes > optin) return cudaErrorNotSupported;
-  TRT_SWIN_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, K::kSmemBytes));
+  int sms = 0;
+  TRT_SWIN_CUDA_TRY(opt_in_shared_memory(kernel, K::kSmemBytes, &sms));
   const int64_t tiles = (p.M + kRows - 1) / kRows;
   if (tiles >= (int64_t{1} << 31)) return cudaErrorInvalidValue;
   // Persistent: one CTA per SM (its shared memory), never more warpgroups than tiles.

@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from trt_swin.cli.args import print_table
-from trt_swin.plugins.bench_utils import start_cuda_bench, write_results
+from trt_swin.plugins.bench_utils import graph_us, start_cuda_bench, write_results
 
 from .reference import fold_layer_norm
 from .triton_ln_gemm import gemm_window_reverse_triton, ln_gemm_triton
@@ -24,33 +24,6 @@ from .triton_ln_gemm import gemm_window_reverse_triton, ln_gemm_triton
 CASES = {"swin_t": [(2, 28, 28, 192, 7), (3, 14, 14, 384, 7), (4, 7, 7, 768, 7)],
          "swin_b": [(2, 28, 28, 256, 7), (3, 14, 14, 512, 7), (4, 7, 7, 1024, 7)]}
 EPS = 1e-5
-REPS = 10
-
-
-def graph_us(fn, flush: torch.Tensor, iters: int = 20) -> float:
-    """Median us of fn() behind an L2 flush, the flush's own time subtracted (module docstring)."""
-    def run(with_fn: bool) -> float:
-        fn()
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            for _ in range(REPS):
-                flush.zero_()
-                if with_fn:
-                    fn()
-        g.replay()
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(iters):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            g.replay()
-            b.record()
-            b.synchronize()
-            ts.append(a.elapsed_time(b) * 1000 / REPS)
-        return sorted(ts)[len(ts) // 2]
-
-    return run(True) - run(False)
 
 
 def bench_case(model: str, stage: int, H: int, W: int, C: int, ws: int, batch: int, flush: torch.Tensor) -> list[dict]:

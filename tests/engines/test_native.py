@@ -81,6 +81,29 @@ def test_fused_paths_match_the_unfused_path(mini, fused_mlp_max_c, fused_attenti
     assert len(calls["attn"]) == (4 if fused_attention_max_c else 0)
 
 
+def test_patch_merge_in_one_kernel_matches_the_two_kernel_path(mini, monkeypatch):
+    """The Hopper path of stage 1's patch merging (patch_merge_gemm, the norm folded into the reduction), here on its
+    CPU reference: fmnist-mini's one foldable merging (14 x 14, C 64; stage 2's 7 x 7 map is odd and C 128) gives the
+    two-kernel path's logits and timm's."""
+    import trt_swin.engines.native.runtime as rt
+
+    model, info, images, _, ref = mini
+    calls = []
+    real = rt.patch_merge_gemm
+    monkeypatch.setattr(rt, "patch_merge_gemm", lambda *a: calls.append(a[0].shape) or real(*a))
+    monkeypatch.setattr(rt, "HOPPER_MERGE_MIN_TOKENS", 4 * 7 * 7)  # from this batch of 4
+    eng = _engine(model, info, "fp16")
+    assert not eng.merge_folds  # CPU: not a Hopper engine
+    default, default3 = eng(images[:4]), eng(images[:3])
+    eng._prepare_merge_folds()
+    assert list(eng.merge_folds) == ["layers.1.downsample.reduction"]
+    out = eng(images[:4])
+    assert calls == [(4, 14, 14, 64)]
+    assert torch.equal(eng(images[:3]), default3) and len(calls) == 1  # below the bound: the two kernels
+    assert rel_l2(out, default) < 2e-3
+    assert rel_l2(out, ref[:4]) < 5e-3 and bool((out.argmax(1) == ref[:4].argmax(1)).all())
+
+
 def test_fused_attention_needs_timms_mask(mini):
     """An engine whose stored shift mask is not the one the fused kernel derives runs the unfused attention."""
     model, info, *_ = mini

@@ -166,6 +166,32 @@ def _recapture(eng: NativeEngine) -> None:
     eng._pool = None
 
 
+def test_random_swin_t_patch_merge_in_one_kernel(cuda_device, monkeypatch):
+    """On compute capability 9.0, stage 1's patch merging runs as patch_merge_gemm from HOPPER_MERGE_MIN_TOKENS merged
+    tokens (batch 32: 25088), not at batch 3 (2352); the logits match the same engine without it and timm's."""
+    import trt_swin.engines.native.runtime as rt
+
+    model, _, eng = _random_swin_t("fp16", cuda_device, [3, 32])
+    if not eng.hopper:
+        pytest.skip(f"patch_merge_gemm runs on compute capability 9.0 ({torch.cuda.get_device_name()})")
+    assert list(eng.merge_folds) == ["layers.1.downsample.reduction"]  # stage 2's input: C 192
+    calls = []
+    real = rt.patch_merge_gemm
+    monkeypatch.setattr(rt, "patch_merge_gemm", lambda *a: calls.append(tuple(a[0].shape)) or real(*a))
+    x = torch.randn(32, 3, 224, 224)
+    with torch.no_grad():
+        ref = model(x)
+    one, small = eng(x.cuda()), eng(x[:3].cuda())
+    assert calls and set(calls) == {(32, 56, 56, 96)}, calls  # batch 3 takes the two kernels
+    folds, eng.merge_folds = eng.merge_folds, {}
+    _recapture(eng)
+    two, small_two = eng(x.cuda()), eng(x[:3].cuda())
+    assert torch.equal(small, small_two)
+    assert rel_l2(one, two) < 5e-3
+    assert rel_l2(one, ref) < 2e-2 and bool((one.cpu().argmax(1) == ref.argmax(1)).float().mean() >= 0.95)
+    eng.merge_folds = folds
+
+
 def test_random_swin_t_fp8_large_grid_fuses_stage2(cuda_device):
     """Where the Triton kernels run (compute capability 9.x), an FP8 engine (tanh GELU) fuses both halves of Swin-T's
     stage 2 on a large grid (batch 32: 512 windows) on the fused kernels' FP8 forms. Its logits are as close to timm's
