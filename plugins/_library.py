@@ -65,7 +65,15 @@ def require_for(*tensors: torch.Tensor | None) -> None:
 
 
 def hopper_kernels_built() -> bool:
-    """Whether the op library has the Hopper (sm_90a) kernels, which fused_attention_ and fused_mlp_ run on a compute
-    capability 9.0 device (loads the library; RuntimeError when it cannot)."""
+    """Whether the op library has the Hopper (sm_90a) kernels, which fused_attention_, fused_mlp_ and patch_merge_gemm
+    run on a compute capability 9.0 device (loads the library; RuntimeError when it cannot)."""
     load()
     return bool(torch.ops.trt_swin.hopper_kernels_built())
+
+
+def runs_hopper_kernels(device: torch.device | str) -> bool:
+    """Whether `device` runs the library's Hopper kernels: a CUDA device of compute capability 9.0 exactly (sm_90a
+    code runs nowhere else) and a library built with them."""
+    device = torch.device(device)
+    return (device.type == "cuda" and torch.cuda.get_device_capability(device) == (9, 0)
+            and hopper_kernels_built())

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from trt_swin.plugins import ops as _ops  # noqa: F401  (registers torch.ops.trt_swin.*)
 from trt_swin.plugins.epilogue.op import epilogue
 from trt_swin.plugins.epilogue.reference import quantize_fp8, quantize_int8
-from trt_swin.plugins._library import hopper_kernels_built
+from trt_swin.plugins._library import runs_hopper_kernels
 from trt_swin.plugins.fused_attention.op import HOPPER_MAX_C, fused_attention_
 from trt_swin.plugins.fused_attention.reference import MAX_C as FUSED_ATTENTION_MAX_C
 from trt_swin.plugins.fused_attention.reference import pad_bias, swin_shift_mask
@@ -213,8 +213,7 @@ class NativeEngine:
         self.fused_attention_max_c = int(attn_max_c)
         # On compute capability 9.0 the fused FP16 halves of small-C blocks run the ops' Hopper (wgmma) kernels on
         # large grids, under either kernel choice (_hopper_attention, _hopper_mlp).
-        self.hopper = (self.device.type == "cuda" and torch.cuda.get_device_capability(self.device) == (9, 0)
-                       and hopper_kernels_built())
+        self.hopper = runs_hopper_kernels(self.device)
         # (C bound, min windows) of the large-grid rule (AUTO_WIDE_FUSION); (0, 0): off
         self.wide_fusion = (AUTO_WIDE_FUSION.get(self.attention_kernel, (0, 0)) if auto_attn and self.mlp_kernel ==
                             self.attention_kernel else (0, 0))
@@ -316,13 +315,12 @@ class NativeEngine:
 
     def _prepare_merge_folds(self) -> None:
         """The patch-merging norms folded into the reductions (self.merge_folds) that patch_merge_gemm can take: FP16,
-        unpadded, C in PATCH_MERGE_GEMM_C (Swin V1 stage 1)."""
+        unpadded, C in PATCH_MERGE_GEMM_C (Swin V1 stage 1), 4C -> 2C."""
         from trt_swin.plugins.ln_gemm.reference import fold_layer_norm
 
-        for st in self.plan["stages"]:
-            ds = st["downsample"]
-            if ds and self._fp16_unpadded(ds["gemm"]) and ds["gemm"]["K"] // 4 in PATCH_MERGE_GEMM_C:
-                red, norm = ds["gemm"], ds["norm"]
+        for ds in (st["downsample"] for st in self.plan["stages"] if st["downsample"]):
+            red, norm = ds["gemm"], ds["norm"]
+            if self._fp16_unpadded(red) and red["K"] // 4 in PATCH_MERGE_GEMM_C and red["N"] * 2 == red["K"]:
                 self.merge_folds[red["name"]] = fold_layer_norm(self.t[red["weight"]], self.t[norm["gamma"]],
                                                                 self.t[norm["beta"]])
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .._library import hopper_kernels_built, require_for
+from .._library import require_for, runs_hopper_kernels
 from .reference import check_inputs, patch_merge_gemm_ref
 
 torch.library.define("trt_swin::patch_merge_gemm", "(Tensor x, Tensor w, Tensor u, Tensor v, float eps) -> Tensor")
@@ -30,11 +30,7 @@ def _patch_merge_gemm_fake(x, w, u, v, eps):
 def patch_merge_gemm_available(device: torch.device) -> bool:
     """Whether patch_merge_gemm has a kernel for `device`: CPU (the reference), or compute capability 9.0 with the
     library's sm_90a kernels built."""
-    device = torch.device(device)
-    if device.type == "cpu":
-        return True
-    return (device.type == "cuda" and torch.cuda.get_device_capability(device) == (9, 0)
-            and hopper_kernels_built())
+    return torch.device(device).type == "cpu" or runs_hopper_kernels(device)
 
 
 def patch_merge_gemm(x: torch.Tensor, w: torch.Tensor, u: torch.Tensor, v: torch.Tensor, eps: float) -> torch.Tensor:
