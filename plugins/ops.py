@@ -11,7 +11,7 @@ import os
 # Each entry is an op folder with an op.py; a folder whose op.py does not exist yet is skipped.
 # TRT_SWIN_OPS (comma list) narrows this while developing one op.
 _OP_FOLDERS = ("window_attention", "ln_shift_partition", "window_reverse", "patch_merge", "epilogue", "gemm", "fused_mlp",
-               "fused_attention", "patch_merge_gemm")
+               "fused_attention", "patch_merge_gemm", "patch_embed")
 _only = [s for s in os.environ.get("TRT_SWIN_OPS", "").replace(";", ",").split(",") if s]
 
 for _name in _OP_FOLDERS if not _only else [n for n in _OP_FOLDERS if n in _only]:

@@ -13,7 +13,7 @@ status=0
 # One driver per op family: the memory ops + epilogue, window attention (once as dispatched, once forcing the
 # persistent kernel with one CTA per SM so that each CTA walks several (window, head) units across mask windows; the
 # choice is read once per process, from the environment a caller sets for `run`), the fused MLP, the fused attention,
-# the one-kernel patch merging, and the Triton kernels (where Triton is installed).
+# the one-kernel patch merging, the stem, and the Triton kernels (where Triton is installed).
 run() {  # run TOOL NAME MODULE
   local tool=$1 name=$2 module=$3
   [ -n "${SANITIZE_OPS:-}" ] && [[ " $SANITIZE_OPS " != *" $name "* ]] && return 0
@@ -33,6 +33,7 @@ for tool in memcheck racecheck; do
   run "$tool" fused_mlp trt_swin.plugins.fused_mlp.sanitize_check
   run "$tool" fused_attention trt_swin.plugins.fused_attention.sanitize_check
   run "$tool" patch_merge_gemm trt_swin.plugins.patch_merge_gemm.sanitize_check
+  run "$tool" patch_embed trt_swin.plugins.patch_embed.sanitize_check
   python3 -c "import triton" 2>/dev/null && run "$tool" triton trt_swin.plugins.sanitize_triton
 done
 exit $status

@@ -23,9 +23,10 @@ Batch 1 (Triton kernels, FP16 GEMMs): unfused blocks with C <= 512 run 5 launche
 into FC1 (plugins/ln_gemm): ln_gemm(window gather) -> window attention -> proj GEMM + window reverse + residual ->
 ln_gemm(FC1 + GELU) -> FC2 GEMM (+ residual), and the Triton kernels launch with programmatic dependent launch.
 Patch merging: patch_merge (gather + LN) -> reduction GEMM; on compute capability 9.0, stage 1's (C <= 96, FP16 GEMM,
-even map) as one kernel, plugins/patch_merge_gemm (LN folded into the GEMM). Patch embedding: a GEMM over p x p
-patches (K padded to a multiple of 8) + LN; in an engine that runs Triton kernels, one kernel (plugins/patch_embed) on
-the caller's images ahead of the CUDA graph. Residual stream: float16 [B, H, W, C].
+even map) as one kernel, plugins/patch_merge_gemm (LN folded into the GEMM). Patch embedding: one kernel
+(plugins/patch_embed: the Triton one in an engine that runs Triton kernels, else the CUDA one for 3 channels / patch 4
+/ C 96, 128, 192) on the caller's images ahead of the CUDA graph; otherwise a GEMM over p x p patches (K padded to a
+multiple of 8) + LN. Residual stream: float16 [B, H, W, C].
 
 On CPU tensors the same op sequence runs the ops' PyTorch references (FP32 math, float16 / int8 storage), which is how
 the engine is tested without a GPU.
@@ -50,6 +51,7 @@ from trt_swin.plugins.fused_mlp.op import fused_mlp_
 from trt_swin.plugins.fused_mlp.reference import TRITON_MAX_C as TRITON_MLP_MAX_C  # wider MLPs take the CUDA kernel
 from trt_swin.plugins.gemm.op import gemm
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
+from trt_swin.plugins.patch_embed.op import patch_embed, patch_embed_cuda_available, patch_embed_cuda_fits
 from trt_swin.plugins.patch_merge.op import patch_merge
 from trt_swin.plugins.patch_merge_gemm.op import patch_merge_gemm
 from trt_swin.plugins.patch_merge_gemm.reference import SUPPORTED_C as PATCH_MERGE_GEMM_C
@@ -221,9 +223,18 @@ class NativeEngine:
         # Where the engine already runs Triton kernels (compute capability 9.x under auto: where they were measured),
         # three more parts run as Triton kernels.
         runs_triton = "triton" in (self.mlp_kernel, self.attention_kernel)
-        # The stem (patch gather + GEMM + LayerNorm in one kernel), for an FP16 patch GEMM; it runs on the caller's
-        # images ahead of the CUDA graph, whose input is then the residual stream.
-        self.triton_stem = runs_triton and pe["mode"] == "fp16" and bool(pe["bias"])
+        # The stem (patch gather + GEMM + LayerNorm in one kernel) for an FP16 patch GEMM, on the caller's images ahead
+        # of the CUDA graph, whose input is then the residual stream: the Triton kernel where the engine runs Triton
+        # kernels, else the CUDA one where it is built for the shape (plugins/patch_embed: 3 channels, patch 4, C 96 /
+        # 128 / 192). H100, Swin-T FP16 engine, ms (BENCHMARKS.md session 16): Triton / CUDA stem at batch 1 0.366 /
+        # 0.369, at 128 3.854 / 3.854; with the CUDA fused kernels (no Triton), unfused / CUDA stem at batch 1 0.481 /
+        # 0.474, at 32 1.323 / 1.283, at 128 4.225 / 4.045.
+        fusable_stem = pe["mode"] == "fp16" and bool(pe["bias"])
+        cin, (H0, W0) = int(self.plan["in_chans"]), map(int, self.plan["img_size"])
+        cuda_stem = (fusable_stem and pe["N"] == pe["N_orig"]
+                     and patch_embed_cuda_fits(cin, self.plan["patch_size"], pe["N"], H0, W0)
+                     and patch_embed_cuda_available(self.device))
+        self.stem_kernel = "triton" if fusable_stem and runs_triton else "cuda" if cuda_stem else None
         # INT8 GEMMs without an activation and with at least TRITON_INT8_GEMM_MIN_M rows, one kernel each
         # (plugins/gemm/triton_int8.py: the epilogue fused, no int32 round trip); the others as cuBLASLt's INT8 GEMM +
         # the epilogue op.
@@ -567,12 +578,12 @@ class NativeEngine:
         p = plan["patch_size"]
         Hp, Wp = H0 // p, W0 // p
         pe, norm = plan["patch_embed"]["gemm"], plan["patch_embed"]["norm"]
-        if self.triton_stem:
-            if images.dtype not in (torch.float32, torch.float16):  # the kernel reads these two
+        if self.stem_kernel:
+            if images.dtype not in (torch.float32, torch.float16):  # the kernels read these two
                 images = images.float()
-            return patch_embed_triton(images, t[pe["weight"]], t[pe["bias"] + ":fp16"], p,
-                                      t[norm["gamma"]] if norm else None, t[norm["beta"]] if norm else None,
-                                      norm["eps"] if norm else 1e-5, out=out)
+            op = patch_embed if self.stem_kernel == "cuda" else patch_embed_triton
+            return op(images, t[pe["weight"]], t[pe["bias"] + ":fp16"], p, t[norm["gamma"]] if norm else None,
+                      t[norm["beta"]] if norm else None, norm["eps"] if norm else 1e-5, out=out)
         # p x p patches as GEMM rows: the permutation and the dtype cast in one copy kernel
         x = torch.empty((B, Hp, Wp, cin, p, p), device=images.device,
                         dtype=torch.float32 if pe["mode"] == "fp32" else torch.float16)
@@ -651,7 +662,7 @@ class NativeEngine:
         B = images.shape[0]
         bucket = next(b for b in self.buckets if b >= B)
         graph, static_in, static_out = self._graph(bucket)
-        if self.triton_stem:  # the graph starts at the residual stream: the stem writes its input
+        if self.stem_kernel:  # the graph starts at the residual stream: the stem writes its input
             self.stem(images, out=static_in[:B])
         else:
             static_in[:B].copy_(images)
@@ -669,10 +680,11 @@ class NativeEngine:
             self._graph(b)
 
     def _capture(self, bucket: int):
-        """(graph, static input, static output) of one bucket: the graph runs forward, or body after a Triton stem."""
+        """(graph, static input, static output) of one bucket: the graph runs forward, or body after a one-kernel
+        stem."""
         static_in = torch.zeros((bucket, *self.input_shape), device=self.device)
         run = self.forward
-        if self.triton_stem:
+        if self.stem_kernel:
             static_in = self.stem(static_in)  # compiles the stem now; its output buffer is the graph's input
             run = self.body
         side = torch.cuda.Stream(self.device)

@@ -37,6 +37,18 @@ def check_inputs(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     return B, cin, H // patch, W // patch, C
 
 
+def output_for(op: str, images: torch.Tensor, shape: tuple[int, int, int, int],
+               out: torch.Tensor | None) -> torch.Tensor:
+    """The kernels' destination: `out` after checking it is a contiguous float16 tensor of `shape` (ValueError naming
+    `op` otherwise), or a new one on the images' device."""
+    if out is None:
+        return torch.empty(shape, dtype=torch.float16, device=images.device)
+    if tuple(out.shape) != tuple(shape) or out.dtype != torch.float16 or not out.is_contiguous():
+        raise ValueError(f"{op}: out must be a contiguous {list(shape)} float16 tensor, got {out.dtype} "
+                         f"{tuple(out.shape)}")
+    return out
+
+
 def patch_embed_ref(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, patch: int,
                     gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None,
                     eps: float = 1e-5) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .reference import check_inputs
+from .reference import check_inputs, output_for
 
 
 @triton.jit
@@ -68,11 +68,7 @@ def patch_embed_triton(images: torch.Tensor, weight: torch.Tensor, bias: torch.T
     B, cin, Hp, Wp, C = check_inputs(images, weight, bias, patch, gamma, beta)
     if not images.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for tests
         raise ValueError("patch_embed_triton: images must be a CUDA tensor (reference.patch_embed_ref runs on CPU)")
-    if out is None:
-        out = torch.empty((B, Hp, Wp, C), dtype=torch.float16, device=images.device)
-    elif out.shape != (B, Hp, Wp, C) or out.dtype != torch.float16 or not out.is_contiguous():
-        raise ValueError(f"patch_embed_triton: out must be a contiguous [{B}, {Hp}, {Wp}, {C}] float16 tensor, got "
-                         f"{out.dtype} {tuple(out.shape)}")
+    out = output_for("patch_embed_triton", images, (B, Hp, Wp, C), out)
     if B == 0:
         return out
     images, weight = images.contiguous(), weight.contiguous()

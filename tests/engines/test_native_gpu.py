@@ -192,6 +192,34 @@ def test_random_swin_t_patch_merge_in_one_kernel(cuda_device, monkeypatch):
     eng.merge_folds = folds
 
 
+def test_random_swin_t_cuda_stem_matches_the_other_stems(cuda_device):
+    """An engine that runs no Triton kernels takes Swin-T's stem as the CUDA kernel (plugins/patch_embed: 3 channels,
+    patch 4, C 96) on the caller's images, fp16 or fp32, ahead of the graph; the logits match the Triton stem's, the
+    unfused stem's (a graph that starts at the images) and timm's."""
+    from trt_swin.models import load_model
+
+    torch.manual_seed(0)
+    model, _ = load_model("swin_tiny_patch4_window7_224", num_classes=10)
+    plan, tensors, build = build_native_engine(
+        model, BuildConfig("fp16", max_batch=3, mlp_kernel="cuda", attention_kernel="cuda"), device=cuda_device)
+    eng = NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=[3])
+    assert eng.stem_kernel == "cuda"
+    x = torch.randn(3, 3, 224, 224)
+    with torch.no_grad():
+        ref = model(x)
+    cuda16, cuda32 = eng(x.half().cuda()), eng(x.cuda())
+    outs = {}
+    for other in ("triton", None):
+        eng.stem_kernel = other
+        _recapture(eng)
+        outs[other] = eng(x.cuda())
+    eng.stem_kernel = "cuda"
+    _recapture(eng)
+    assert rel_l2(cuda32, outs["triton"]) < 2e-3 and rel_l2(cuda32, outs[None]) < 2e-3
+    assert rel_l2(cuda16, cuda32) < 2e-3  # the fp16 images are the fp32 ones rounded
+    assert rel_l2(cuda32, ref) < 2e-2
+
+
 def test_random_swin_t_fp8_large_grid_fuses_stage2(cuda_device):
     """Where the Triton kernels run (compute capability 9.x), an FP8 engine (tanh GELU) fuses both halves of Swin-T's
     stage 2 on a large grid (batch 32: 512 windows) on the fused kernels' FP8 forms. Its logits are as close to timm's

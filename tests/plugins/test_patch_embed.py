@@ -1,9 +1,12 @@
-"""The patch embedding op (plugins/patch_embed: patch gather + GEMM + bias + LayerNorm in one Triton kernel).
+"""The patch embedding op (plugins/patch_embed: patch gather + GEMM + bias + LayerNorm in one kernel: the CUDA
+kernel `torch.ops.trt_swin.patch_embed` for 3 channels / patch 4 / C 96, 128, 192, the Triton kernel for any stem).
 
-CPU: the reference against timm's PatchEmbed (Conv2d + LayerNorm) of every real model, input checks, the Triton
-kernel under Triton's CPU interpreter. GPU: the kernel against the reference over the real models' stems (batch 1 and
-3) and edge shapes (one channel, patch 2, non-square, ragged last block of patches, zero-padded K), float32 and float16
-images, output on poisoned memory; `out=` writes only its slice. Bound: relative L2 <= 1e-3, every element finite.
+CPU: the reference against timm's PatchEmbed (Conv2d + LayerNorm) of every real model, input checks, the op's CPU
+kernel (the reference), which stems the CUDA kernel takes, the Triton kernel under Triton's CPU interpreter. GPU: both
+kernels against the reference over the real models' stems (batch 1 and 3) and edge shapes (non-square, ragged last
+tile of 64 patches, zero-padded K, no norm; for Triton also one channel and patch 2), float32 and float16 images,
+output on poisoned memory; `out=` writes only its slice; the CUDA kernel on an image view at an odd offset and its
+errors for the stems it does not take. Bound: relative L2 <= 1e-3, every element finite.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import torch
 from shapes import REAL_MODELS
 from test_ops_common import Poison, rel_l2, run_in_triton_interpreter
 
+from trt_swin.plugins.patch_embed.op import CUDA_C, patch_embed, patch_embed_cuda_fits
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
 
 try:
@@ -117,6 +121,7 @@ def test_triton_rejects_cpu_tensors_and_bad_out():
 _INTERPRET = """
 import torch
 from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton
+from trt_swin.plugins.patch_embed.op import CUDA_C, patch_embed, patch_embed_cuda_fits
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
 torch.manual_seed(0)
 worst = 0.0
@@ -149,11 +154,16 @@ def test_triton_kernel_math_in_the_interpreter():
 @pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("case", list(CASES))
 def test_triton_kernel_matches_reference(case, B, dtype):
-    H, W, cin, p, C, Kw, norm = CASES[case]
+    _assert_kernel_matches_reference(patch_embed_triton, CASES[case], B, dtype)
+
+
+def _assert_kernel_matches_reference(kernel, shape: tuple, B: int, dtype: torch.dtype) -> None:
+    """kernel (patch_embed or patch_embed_triton) on a (H, W, Cin, p, C, K', norm) case, output on poisoned memory,
+    against the reference: every element written, relative L2 <= 1e-3."""
+    H, W, cin, p, C, Kw, norm = shape
     img, w, b, gamma, beta = _inputs(H, W, cin, p, C, Kw, norm, B, "cuda", dtype)
-    nbytes = B * (H // p) * (W // p) * C * 2
-    poison = Poison(nbytes)
-    out = patch_embed_triton(img, w, b, p, gamma, beta)
+    poison = Poison(B * (H // p) * (W // p) * C * 2)
+    out = kernel(img, w, b, p, gamma, beta)
     poison.check(out)
     ref = patch_embed_ref(img.cpu(), w.cpu(), b.cpu(), p, None if gamma is None else gamma.cpu(),
                           None if beta is None else beta.cpu())
@@ -163,15 +173,77 @@ def test_triton_kernel_matches_reference(case, B, dtype):
 
 
 @pytest.mark.gpu
-@needs_triton
-def test_triton_out_writes_only_its_slice():
+@pytest.mark.parametrize("kernel", [pytest.param("triton", marks=needs_triton), "cuda"])
+def test_out_writes_only_its_slice(kernel):
+    op = patch_embed_triton if kernel == "triton" else patch_embed
     H, W, cin, p, C, Kw, norm = CASES["swin_t"]
     img, w, b, gamma, beta = _inputs(H, W, cin, p, C, Kw, norm, 2, "cuda")
     buf = torch.full((5, H // p, W // p, C), float("nan"), dtype=torch.float16, device="cuda")
-    got = patch_embed_triton(img, w, b, p, gamma, beta, out=buf[1:3])
+    got = op(img, w, b, p, gamma, beta, out=buf[1:3])
     assert got.data_ptr() == buf[1:3].data_ptr()
     assert torch.isnan(buf[0]).all() and torch.isnan(buf[3:]).all(), "wrote outside its slice"
     ref = patch_embed_ref(img.cpu(), w.cpu(), b.cpu(), p, gamma.cpu(), beta.cpu())
     assert rel_l2(buf[1:3].cpu(), ref) <= 1e-3
     with pytest.raises(ValueError, match="out must be"):
-        patch_embed_triton(img, w, b, p, gamma, beta, out=buf[:1])
+        op(img, w, b, p, gamma, beta, out=buf[:1])
+
+
+# ---- the CUDA kernel ---------------------------------------------------------------------------------------------
+CUDA_CASES = {k: v for k, v in CASES.items() if patch_embed_cuda_fits(v[2], v[3], v[4], v[0], v[1])}
+CUDA_CASES.update({
+    "ragged-C192": (8, 264, 3, 4, 192, 48, True),     # Wp 66: a ragged tile of 2 patches, Swin-L's C
+    "padded-K-C128": (12, 24, 3, 4, 128, 56, True),   # K 48 padded to 56 (the weight's row pitch), Hp 3
+    "no-norm-C96": (4, 8, 3, 4, 96, 48, False),       # one patch row of 2 patches, no LayerNorm
+})
+
+
+def test_cuda_kernel_takes_every_real_stem():
+    assert set(REAL) <= set(CUDA_CASES), sorted(set(REAL) - set(CUDA_CASES))
+    assert not patch_embed_cuda_fits(1, 2, 32, 28, 28)  # fmnist-mini's stem: the Triton kernel
+    assert not patch_embed_cuda_fits(3, 4, 64, 224, 224)  # C outside CUDA_C
+    assert not patch_embed_cuda_fits(3, 4, 96, 224, 220)  # rows of partial 16-byte vectors
+    assert CUDA_C == (96, 128, 192)
+
+
+@pytest.mark.parametrize("norm", [True, False], ids=["norm", "no-norm"])
+def test_op_cpu_kernel_is_the_reference(norm):
+    img, w, b, gamma, beta = _inputs(8, 16, 3, 4, 96, 56, norm, 2, "cpu")
+    out = patch_embed(img, w, b, 4, gamma, beta)
+    assert torch.equal(out, patch_embed_ref(img, w, b, 4, gamma, beta))
+    buf = torch.full((3, 2, 4, 96), float("nan"), dtype=torch.float16)
+    assert patch_embed(img, w, b, 4, gamma, beta, out=buf[1:]).data_ptr() == buf[1:].data_ptr()
+    assert torch.isnan(buf[0]).all() and torch.equal(buf[1:], out)
+    with pytest.raises(ValueError, match="out must be"):
+        patch_embed(img, w, b, 4, gamma, beta, out=buf[:1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32-images", "fp16-images"])
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("case", list(CUDA_CASES))
+def test_cuda_kernel_matches_reference(case, B, dtype, cuda_device):
+    _assert_kernel_matches_reference(patch_embed, CUDA_CASES[case], B, dtype)
+
+
+@pytest.mark.gpu
+def test_cuda_kernel_reads_images_at_an_odd_offset(cuda_device):
+    H, W, cin, p, C, Kw, norm = CASES["swin_t"]
+    img, w, b, gamma, beta = _inputs(H, W, cin, p, C, Kw, norm, 2, "cuda", torch.float16)
+    ref = patch_embed_ref(img.cpu(), w.cpu(), b.cpu(), p, gamma.cpu(), beta.cpu())
+    flat = torch.empty(img.numel() + 1, dtype=torch.float16, device="cuda")
+    odd = flat[1:].view(img.shape)  # 2 bytes past an allocation's start: not 16-byte aligned
+    odd.copy_(img)
+    assert odd.data_ptr() % 16
+    assert rel_l2(patch_embed(odd, w, b, p, gamma, beta).cpu(), ref) <= 1e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case,match", [("gray-p2", "no CUDA kernel"), ("wide-C", "no CUDA kernel")])
+def test_cuda_kernel_refuses_stems_it_does_not_take(case, match, cuda_device):
+    H, W, cin, p, C, Kw, norm = CASES[case]
+    img, w, b, gamma, beta = _inputs(H, W, cin, p, C, Kw, norm, 1, "cuda")
+    with pytest.raises(ValueError, match=match):
+        patch_embed(img, w, b, p, gamma, beta)
+    with pytest.raises(RuntimeError, match="no CUDA kernel"):  # the op itself, past the wrapper's check
+        torch.ops.trt_swin.patch_embed(img, w, b.half(), p, gamma, beta, 1e-5,
+                                       torch.empty(1, H // p, W // p, C, dtype=torch.float16, device="cuda"))
