@@ -6,9 +6,11 @@ stems run the Triton kernel (triton_patch_embed.py) or the engine's unfused path
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from .._library import require_for
+from .._library import load
 from .reference import check_inputs, output_for, patch_embed_ref
 
 torch.library.define(
@@ -42,9 +44,14 @@ def patch_embed_cuda_fits(cin: int, patch: int, C: int, H: int, W: int) -> bool:
 def patch_embed_cuda_available(device: torch.device | str) -> bool:
     """Whether `device` is a CUDA device and the op library has the kernel (loads the library; RuntimeError when it
     cannot be loaded)."""
-    if torch.device(device).type != "cuda":
-        return False
-    require_for(torch.empty(0, device=device))
+    return torch.device(device).type == "cuda" and _cuda_kernel_registered()
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_kernel_registered() -> bool:
+    # once per process (a loaded library stays loaded; a failed load raises and is not cached): the check runs on
+    # every call of the wrapper, which at batch 1 is on the engine's latency path
+    load()
     return torch._C._dispatch_has_kernel_for_dispatch_key("trt_swin::patch_embed", "CUDA")
 
 
