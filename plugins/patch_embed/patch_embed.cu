@@ -190,7 +190,7 @@ patch_embed_kernel(const TIn* __restrict__ images, const __half* __restrict__ we
     }
     __syncthreads();  // the next iteration's copy refills this staging buffer; the warp reuses its output rows
   }
-  copy_wait<0>();  // a CTA with no tile still committed its weight copies
+  copy_wait<0>();  // drain the last iteration's (empty) copy group before the CTA exits
 }
 
 template <int C, typename TIn>
