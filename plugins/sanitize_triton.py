@@ -1,6 +1,6 @@
 """Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP (FP16 and FP8),
 the fused attention half (head outputs accumulated per head, and staged; FP16 and FP8), the window attention (FP16
-and FP8 output), the patch embedding, the classifier tail's pool and the INT8 GEMM with its fused epilogue, each on a
+and FP8 output), the patch embedding, the classifier tail's pool and head GEMM and the INT8 GEMM with its fused epilogue, each on a
 few small shapes with ragged edges (partial row tiles, padded maps, partial patch blocks, a partial chunk of tokens,
 partial GEMM tiles), and the row-gathered GEMMs of plugins/ln_gemm (without and with programmatic dependent launch),
 checked against its reference;
@@ -93,8 +93,10 @@ def main() -> int:
         bias = 0.5 * torch.randn(nH, N, N, device=DEV)
         mask = swin_shift_mask(H, H, ws, shift)
         ref = window_attention_reference(qkv, bias, None if mask is None else mask.to(DEV), nH, 32 ** -0.5)
-        out = window_attention_triton(qkv, pad_bias(bias).half(), nH, 32 ** -0.5, H, H, ws, shift)
-        bad += _report(f"window_attention_triton B={B} {H}x{H} C={C} ws={ws} shift={shift}", _rel(out, ref), out, 2e-3)
+        for config in (None, (4, 4, 3, True)) if nH % 4 == 0 else (None,):  # + the heads-first large-grid form
+            out = window_attention_triton(qkv, pad_bias(bias).half(), nH, 32 ** -0.5, H, H, ws, shift, config=config)
+            bad += _report(f"window_attention_triton B={B} {H}x{H} C={C} ws={ws} shift={shift} config={config}",
+                           _rel(out, ref), out, 2e-3)
         out8 = window_attention_triton(qkv, pad_bias(bias), nH, 32 ** -0.5, H, H, ws, shift, out_scale=1 / 64)
         out8 = out8.float() / 64  # E4M3 rounding: about 2 % RMS
         bad += _report(f"window_attention_triton fp8 out B={B} {H}x{H} C={C}", _rel(out8, ref), out8, 5e-2)
@@ -106,7 +108,8 @@ def main() -> int:
         out = patch_embed_triton(img, w, b, p, g, be)
         bad += _report(f"patch_embed_triton B={B} {S}x{S} Cin={cin} p={p} C={C}",
                        _rel(out, patch_embed_ref(img, w, b, p, g, be)), out, 1e-3)
-    for B, L, C, N in ((3, 49, 768, 1008), (2, 5, 160, 40)):  # classifier tail: ragged token chunk, C not 2^k
+    # classifier tail: ragged token chunk, C not 2^k; from 32 images the Triton head GEMM (partial M and N tiles)
+    for B, L, C, N in ((3, 49, 768, 1008), (2, 5, 160, 40), (33, 7, 160, 40)):
         x = (2 * torch.randn(B, L, C, device=DEV) + 0.5).half()
         g, be = 1 + 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
         w, b = torch.randn(N, C, device=DEV) * C ** -0.5, torch.randn(N, device=DEV)

@@ -252,8 +252,9 @@ class NativeEngine:
         self.merge_folds: dict[str, Any] = {}
         head = self.plan["head"]
         # The tail: the final LayerNorm + average pool as one kernel (plugins/classifier_head) instead of a LayerNorm
-        # pass writing fp16 and a mean kernel; the head stays cuBLAS's FP32 GEMM. For an FP32 head (keep_fp32, the
-        # default) without quantization.
+        # pass writing fp16 and a mean kernel; the FP32 head GEMM as cuBLAS's or, from 32 images, a tf32x3 Triton
+        # kernel (plugins/classifier_head/triton_head.py). For an FP32 head (keep_fp32, the default) without
+        # quantization.
         self.triton_head = (runs_triton and bool(self.plan.get("norm"))
                             and (head is None or (head["mode"] == "fp32" and head["act"] == "none"
                                                   and head["out_scale"] is None and head["K"] == head["K_orig"])))
@@ -630,8 +631,9 @@ class NativeEngine:
         if self.triton_head:
             if head is None:
                 return classifier_head_triton(x.view(B, -1, C), t[n["gamma"]], t[n["beta"]], n["eps"])
-            return classifier_head_triton(x.view(B, -1, C), t[n["gamma"]], t[n["beta"]], n["eps"], t[head["weight"]],
-                                          t[head["bias"]] if head["bias"] else None)[:, :head["N_orig"]]
+            N = head["N_orig"]  # the head's rows without the build's padding: the logits come out unpadded
+            return classifier_head_triton(x.view(B, -1, C), t[n["gamma"]], t[n["beta"]], n["eps"],
+                                          t[head["weight"]][:N], t[head["bias"]][:N] if head["bias"] else None)
         feats = self._ln(x, plan["norm"]).view(B, -1, C).mean(1, dtype=torch.float32)  # B, C
         if head is None:
             return feats
@@ -667,6 +669,8 @@ class NativeEngine:
         else:
             static_in[:B].copy_(images)
         graph.replay()
+        # (The tail run after the replay into fresh tensors, instead of this copy, measured slower below batch 32: the
+        # first kernel after a replay starts ~4 us late on the H100, BENCHMARKS.md session 17.)
         return static_out[:B].clone()
 
     def _graph(self, bucket: int):

@@ -2,9 +2,10 @@
 
 It replaces the engine's unfused tail's LayerNorm pass (which wrote fp16) and its mean kernel: one program per image
 walks the image's tokens in chunks of TB rows, LayerNorms each row in FP32 and sums the normalized rows; the features
-are gamma * sum / L + beta (the mean of the affine LayerNorm output), written in float32. The head GEMM stays cuBLAS's
-FP32 GEMM (torch's F.linear): the head is kept in FP32 on purpose, and an IEEE-FP32 `tl.dot` head kernel measured
-slower (BENCHMARKS.md, session 8).
+are gamma * sum / L + beta (the mean of the affine LayerNorm output), written in float32. The head is kept in FP32 on
+purpose: below HEAD_GEMM_MIN_M images it is cuBLAS's FP32 GEMM (torch's F.linear), from there `_head_kernel`, a
+`tl.dot` with tf32x3 (three TF32 tensor-core products per FP32 product, FP32-level error) that beats cuBLAS's FP32
+SIMT GEMM at those sizes (an IEEE-FP32 `tl.dot` measured slower everywhere, BENCHMARKS.md session 8).
 
 Numerics: reference.classifier_head_ref (FP32 after the fp16 read).
 """
@@ -68,4 +69,58 @@ def classifier_head_triton(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Ten
                            **pdl_launch(pdl_enabled(x)))
     if weight is None:
         return feats
+    if HEAD_GEMM == "triton" or (HEAD_GEMM == "auto" and B >= HEAD_GEMM_MIN_M):
+        return head_gemm_triton(feats, weight, bias)
     return torch.nn.functional.linear(feats, weight, None if bias is None else bias.float())
+
+
+# The head GEMM: "triton" (head_gemm_triton, tf32x3 on tensor cores), "cublas" (F.linear, FP32 on the FP32 pipes) or
+# "auto": Triton from HEAD_GEMM_MIN_M rows. H100, [M, 768] x [1000, 768]^T, us (BENCHMARKS.md, session 17): cuBLAS /
+# Triton 3.0 / 9.4 at M 1, 5.8 / 9.4 at 8, 12.1 / 8.5 at 32, 16.2 / 11.1 at 128.
+HEAD_GEMM = os.environ.get("TRT_SWIN_HEAD_GEMM", "auto")
+HEAD_GEMM_MIN_M = 32
+
+
+def head_config(M: int) -> tuple[int, int, int, int, int]:
+    """(BM, BN, BK, num_warps, num_stages) of head_gemm_triton: 16 x 32 tiles (the fastest at M 32 and 128 on the
+    H100: more programs than larger tiles)."""
+    return (16, 32, 64, 4, 3)
+
+
+@triton.jit
+def _head_kernel(f_ptr, w_ptr, b_ptr, out_ptr, M, N, K, HAS_BIAS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                 BK: tl.constexpr):
+    rm = tl.program_id(0) * BM + tl.arange(0, BM)
+    rn = tl.program_id(1) * BN + tl.arange(0, BN)
+    mm, nm = (rm < M)[:, None], (rn < N)[None, :]
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        rk = k0 + tl.arange(0, BK)
+        km = rk < K
+        a = tl.load(f_ptr + rm.to(tl.int64)[:, None] * K + rk[None, :], mask=mm & km[None, :], other=0.0)
+        w = tl.load(w_ptr + rn.to(tl.int64)[None, :] * K + rk[:, None], mask=nm & km[:, None], other=0.0)
+        acc = tl.dot(a, w, acc, input_precision="tf32x3")
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + rn, mask=rn < N, other=0.0)[None, :]
+    tl.store(out_ptr + rm.to(tl.int64)[:, None] * N + rn[None, :], acc, mask=mm & nm)
+
+
+def head_gemm_triton(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                     config: tuple[int, int, int, int, int] | None = None) -> torch.Tensor:
+    """feats [M, K] float32 @ weight [N, K]^T float32 (+ bias [N]) -> [M, N] float32 on tensor cores with tf32x3
+    (each operand split into two TF32 parts, three products: FP32-level error, about 1e-6 relative, where cuBLAS's
+    FP32 GEMM runs on the FP32 pipes)."""
+    M, K = feats.shape
+    N = weight.shape[0]
+    if weight.shape[1] != K or feats.dtype != torch.float32 or weight.dtype != torch.float32:
+        raise ValueError(f"head_gemm_triton: feats [M, K] and weight [N, K] float32, got {feats.dtype} "
+                         f"{tuple(feats.shape)} and {weight.dtype} {tuple(weight.shape)}")
+    feats, weight = feats.contiguous(), weight.contiguous()
+    b = None if bias is None else bias.float().contiguous()
+    out = torch.empty((M, N), dtype=torch.float32, device=feats.device)
+    if M and N:
+        bm, bn, bk, warps, stages = config or head_config(M)
+        _head_kernel[(triton.cdiv(M, bm), triton.cdiv(N, bn))](feats, weight, feats if b is None else b, out, M, N, K,
+                                                              HAS_BIAS=b is not None, BM=bm, BN=bn, BK=bk,
+                                                              num_warps=warps, num_stages=stages)
+    return out

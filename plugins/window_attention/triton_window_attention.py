@@ -6,9 +6,10 @@ read from an [nW, N, N] table.
 
     qkv [num_windows * N, 3C] fp16 (window-major rows, per token [3][num_heads][32])  ->  out [num_windows * N, C]
 
-One program per (window, group of heads): q, k, v of a head as [NP, 32] tiles (rows >= N read as 0), logits in FP32
-with the float16 or float32 bias table padded to 64 keys (`fused_attention.reference.pad_bias`: -inf on padded keys),
-softmax with exp2, P rounded to fp16 for P v, the normalized output rounded once (to fp16, or quantized to FP8).
+One program per (window, group of heads), the grid window-major or heads-first: q, k, v of a head as [NP, 32] tiles
+(rows >= N read as 0), logits in FP32 with the float16 or float32 bias table padded to 64 keys
+(`fused_attention.reference.pad_bias`: -inf on padded keys), softmax with exp2, P rounded to fp16 for P v, the
+normalized output rounded once (to fp16, or quantized to FP8).
 """
 from __future__ import annotations
 
@@ -25,12 +26,18 @@ from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3
 HEAD_DIM = 32
 
 
-def default_config(num_windows: int, num_heads: int) -> tuple[int, int, int]:
-    """(heads per program, num_warps, num_stages). On the H100 (BENCHMARKS.md, session 6), 2 x 4 x 3 was the fastest
-    of 7 configs on every Swin-T / Swin-L stage with an even head count and >= 1536 (window, head) pairs; with fewer
-    pairs (768: Swin-T stage 4 at batch 32) one head per program was faster, and at batch 1 the Swin-T engine ran
-    0.426 ms with one head per program everywhere against 0.435 ms with two."""
-    return (2, 4, 3) if num_heads % 2 == 0 and num_windows * num_heads >= 1024 else (1, 4, 2)
+def default_config(num_windows: int, num_heads: int) -> tuple[int, int, int, bool]:
+    """(heads per program, num_warps, num_stages, heads-first grid). On the H100: 2 x 4 x 3 was
+    the fastest of 7 configs on every Swin-T / Swin-L stage with an even head count and >= 1536 (window, head) pairs
+    (BENCHMARKS.md, session 6); with fewer pairs (768: Swin-T stage 4 at batch 32) one head per program was faster,
+    and at batch 1 the Swin-T engine ran 0.426 ms with one head per program everywhere against 0.435 ms with two.
+    From 512 windows with a head count divisible by 4, 4 heads per program on a heads-first grid (the programs of a
+    window run together and share its qkv rows in L2): Swin-T stage 3 at batch 128 41.4 us against 45.6 (session 17).
+    """
+    if num_heads % 4 == 0 and num_windows >= 512:
+        return 4, 4, 3, True
+    return (2, 4, 3, False) if num_heads % 2 == 0 and num_windows * num_heads >= 1024 else (1, 4, 2, False)
+
 
 __all__ = ["window_attention_triton", "pad_bias"]
 
@@ -38,12 +45,13 @@ __all__ = ["window_attention_triton", "pad_bias"]
 @triton.jit
 def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale, out_scale,
                              C: tl.constexpr, HPP: tl.constexpr, WS: tl.constexpr, NP: tl.constexpr,
-                             OUT_FP8: tl.constexpr, PDL: tl.constexpr):
+                             HEADS_FIRST: tl.constexpr, OUT_FP8: tl.constexpr, PDL: tl.constexpr):
     pdl_wait(PDL)
     HD: tl.constexpr = 32
     N: tl.constexpr = WS * WS
     LOG2E: tl.constexpr = 1.4426950408889634
-    win = tl.program_id(0)
+    win = tl.program_id(1) if HEADS_FIRST else tl.program_id(0)
+    hg = tl.program_id(0) if HEADS_FIRST else tl.program_id(1)
     r = tl.arange(0, NP)
     valid = (r < N)[:, None]
     rows = (win.to(tl.int64) * N + r)[:, None]
@@ -52,7 +60,7 @@ def _window_attention_kernel(qkv_ptr, bias_ptr, out_ptr, nWh, nWw, shift, scale,
     mask_add = tl.where(rid[:, None] != rid[None, :], -100.0, 0.0)
     d = tl.arange(0, HD)[None, :]
     for i in range(HPP):
-        h = tl.program_id(1) * HPP + i
+        h = hg * HPP + i
         col = h * HD + d
         q = tl.load(qkv_ptr + rows * (3 * C) + col, mask=valid, other=0.0)
         k = tl.load(qkv_ptr + rows * (3 * C) + C + col, mask=valid, other=0.0)
@@ -80,8 +88,8 @@ def window_attention_triton(qkv: torch.Tensor, bias64: torch.Tensor, num_heads: 
         bias64: [num_heads, 64, 64] float16 or float32 relative-position bias padded to 64 keys (`pad_bias`).
         num_heads, scale: heads; multiplier of q k^T.
         H, W, window_size, shift: the block's map (unpadded), ws and cyclic shift: the mask is timm's for these.
-        config: (heads per program, num_warps, num_stages), default `default_config`; heads per program
-            must divide num_heads.
+        config: (heads per program, num_warps, num_stages[, heads-first grid]), default `default_config`; heads
+            per program must divide num_heads. A heads-first grid runs the programs of a window together.
         out_scale: None -> float16 output; a float -> float8_e4m3fn output (value / out_scale) clamped to +-448,
             rounded to nearest even (the CUDA op's `out_fp8` rule, `epilogue.reference.quantize_fp8`): an FP8 proj
             GEMM's input.
@@ -111,7 +119,8 @@ def window_attention_triton(qkv: torch.Tensor, bias64: torch.Tensor, num_heads: 
     if bias64.device != qkv.device:
         raise ValueError(f"window_attention_triton: bias64 is on {bias64.device}, qkv on {qkv.device}")
     num_windows = qkv.shape[0] // N
-    hpp, warps, stages = config or default_config(num_windows, num_heads)
+    hpp, warps, stages, *rest = config or default_config(num_windows, num_heads)
+    heads_first = bool(rest and rest[0]) and num_windows < 65536  # grid dimension 1's limit
     if num_heads % hpp:
         raise ValueError(f"window_attention_triton: heads per program {hpp} must divide num_heads={num_heads}")
     if out_scale is not None and not out_scale > 0:
@@ -123,8 +132,10 @@ def window_attention_triton(qkv: torch.Tensor, bias64: torch.Tensor, num_heads: 
                       device=qkv.device)
     if num_windows == 0:
         return out
-    _window_attention_kernel[(num_windows, num_heads // hpp)](
+    grid = (num_heads // hpp, num_windows) if heads_first else (num_windows, num_heads // hpp)
+    _window_attention_kernel[grid](
         qkv, bias64, out, nWh, nWw, shift, scale, 1.0 if out_scale is None else float(out_scale), C=C, HPP=hpp,
-        WS=window_size, NP=max(16, triton.next_power_of_2(N)), OUT_FP8=out_scale is not None, num_warps=warps,
+        WS=window_size, NP=max(16, triton.next_power_of_2(N)), HEADS_FIRST=heads_first,
+        OUT_FP8=out_scale is not None, num_warps=warps,
         num_stages=stages, **pdl_launch(pdl_enabled(qkv)))
     return out

@@ -3,7 +3,8 @@
 CPU: the reference against timm's own tail (norm, then forward_head) of every real model, input checks, the Triton
 kernel under Triton's CPU interpreter. GPU: the op against the reference over the real models' tails (batch 1, 3 and
 130), edge shapes (C not a power of two, few tokens, no bias, features only), features and logits on poisoned memory.
-Bound: relative L2 <= 1e-5 (both sides FP32 after the fp16 read), every element finite.
+Bound: relative L2 <= 1e-5 (both sides FP32 after the fp16 read; the head GEMM as cuBLAS's FP32 GEMM or the tf32x3
+Triton kernel), every element finite.
 """
 from __future__ import annotations
 
@@ -112,7 +113,9 @@ def test_triton_rejects_cpu_tensors():
 
 _INTERPRET = """
 import torch
+import trt_swin.plugins.classifier_head.triton_head as th
 from trt_swin.plugins.classifier_head.triton_head import classifier_head_triton
+th.HEAD_GEMM = "triton"  # the tf32x3 head kernel at every batch
 from trt_swin.plugins.classifier_head.reference import classifier_head_ref
 torch.manual_seed(0)
 worst = 0.0
@@ -137,9 +140,14 @@ def test_triton_kernel_math_in_the_interpreter():
 
 @pytest.mark.gpu
 @needs_triton
+@pytest.mark.parametrize("head_gemm", ["auto", "triton", "cublas"])
 @pytest.mark.parametrize("B", [1, 3, 130])
 @pytest.mark.parametrize("case", list(CASES))
-def test_triton_kernel_matches_reference(case, B):
+def test_triton_kernel_matches_reference(case, B, head_gemm, monkeypatch):
+    """Both head GEMMs (the tf32x3 Triton kernel, cuBLAS's FP32) and the batch rule between them."""
+    import trt_swin.plugins.classifier_head.triton_head as th
+
+    monkeypatch.setattr(th, "HEAD_GEMM", head_gemm)
     L, C, N, bias = CASES[case]
     x, gamma, beta, w, b = _inputs(L, C, N, bias, B, "cuda")
     poison = Poison(B * C * 4, *([B * N * 4] if N else []))  # the op allocates the features, then the logits

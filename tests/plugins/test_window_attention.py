@@ -400,20 +400,25 @@ def _triton_cases():
     for s in TRITON_SHAPES:
         for B in (1, 3):
             for hpp in sorted({1, 2 if s.nH % 2 == 0 else 1}):
-                yield pytest.param(s, B, hpp, id=f"{s.id}-b{B}-hpp{hpp}")
+                for heads_first in (False, True):
+                    name = f"{s.id}-b{B}-hpp{hpp}" + "-heads_first" * heads_first
+                    yield pytest.param(s, B, hpp, heads_first, id=name)
+            if s.nH % 4 == 0:  # the large-grid default: 4 heads per program, heads-first
+                yield pytest.param(s, B, 4, True, id=f"{s.id}-b{B}-hpp4-heads_first")
 
 
 @pytest.mark.gpu
 @needs_triton
-@pytest.mark.parametrize("shape,B,hpp", list(_triton_cases()))
-def test_triton_kernel_matches_reference(shape: BlockShape, B: int, hpp: int, cuda_device):
+@pytest.mark.parametrize("shape,B,hpp,heads_first", list(_triton_cases()))
+def test_triton_kernel_matches_reference(shape: BlockShape, B: int, hpp: int, heads_first: bool, cuda_device):
     from trt_swin.plugins.fused_attention.reference import pad_bias
 
     qkv, bias, mask, _ = _inputs(shape, B, torch.float16, cuda_device)
     scale = shape.hd ** -0.5
     _poison_allocator(qkv.shape[0] * shape.C, torch.float16, cuda_device)
+    cfg = (hpp, 4, 3 if hpp > 1 else 2, heads_first)
     out = triton_window_attention.window_attention_triton(qkv, pad_bias(bias).half(), shape.nH, scale, shape.H,
-                                                          shape.W, shape.ws, shape.ss, config=(hpp, 4, 3 if hpp == 2 else 2))
+                                                          shape.W, shape.ws, shape.ss, config=cfg)
     torch.cuda.synchronize()
     assert out.shape == (qkv.shape[0], shape.C)
     # the bias table in float16 adds its rounding (bias_std 2: ~1e-3 absolute on the logits) to the fp16 P / O
@@ -487,7 +492,8 @@ torch.manual_seed(0)
 worst = 0.0
 for B, H, W, nH, ws, shift, cfg in ((2, 14, 14, 3, 7, 3, (1, 4, 2)), (1, 9, 13, 2, 7, 3, (2, 4, 2)),
                                     (1, 8, 8, 4, 4, 2, (4, 4, 1)), (2, 7, 7, 6, 7, 0, (3, 4, 2)),
-                                    (1, 5, 11, 1, 3, 1, (1, 4, 2))):
+                                    (1, 5, 11, 1, 3, 1, (1, 4, 2)), (2, 14, 14, 3, 7, 3, (1, 4, 2, True)),
+                                    (2, 9, 13, 4, 7, 3, (4, 4, 3, True))):
     N = ws * ws
     nW = -(-H // ws) * -(-W // ws)
     qkv = torch.randn(B * nW * N, 3 * 32 * nH).half()
