@@ -81,10 +81,9 @@ HEAD_GEMM = os.environ.get("TRT_SWIN_HEAD_GEMM", "auto")
 HEAD_GEMM_MIN_M = 32
 
 
-def head_config(M: int) -> tuple[int, int, int, int, int]:
-    """(BM, BN, BK, num_warps, num_stages) of head_gemm_triton: 16 x 32 tiles (the fastest at M 32 and 128 on the
-    H100: more programs than larger tiles)."""
-    return (16, 32, 64, 4, 3)
+# (BM, BN, BK, num_warps, num_stages) of head_gemm_triton: 16 x 32 tiles were the fastest of 10 configs at M 32 and
+# 128 on the H100 (more programs than larger tiles).
+HEAD_CONFIG = (16, 32, 64, 4, 3)
 
 
 @triton.jit
@@ -119,7 +118,7 @@ def head_gemm_triton(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     b = None if bias is None else bias.float().contiguous()
     out = torch.empty((M, N), dtype=torch.float32, device=feats.device)
     if M and N:
-        bm, bn, bk, warps, stages = config or head_config(M)
+        bm, bn, bk, warps, stages = config or HEAD_CONFIG
         _head_kernel[(triton.cdiv(M, bm), triton.cdiv(N, bn))](feats, weight, feats if b is None else b, out, M, N, K,
                                                               HAS_BIAS=b is not None, BM=bm, BN=bn, BK=bk,
                                                               num_warps=warps, num_stages=stages)

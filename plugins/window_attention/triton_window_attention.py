@@ -27,9 +27,9 @@ HEAD_DIM = 32
 
 
 def default_config(num_windows: int, num_heads: int) -> tuple[int, int, int, bool]:
-    """(heads per program, num_warps, num_stages, heads-first grid). On the H100: 2 x 4 x 3 was
-    the fastest of 7 configs on every Swin-T / Swin-L stage with an even head count and >= 1536 (window, head) pairs
-    (BENCHMARKS.md, session 6); with fewer pairs (768: Swin-T stage 4 at batch 32) one head per program was faster,
+    """(heads per program, num_warps, num_stages, heads-first grid). On the H100: 2 x 4 x 3 was the fastest of 7
+    configs on every Swin-T / Swin-L stage with an even head count and >= 1536 (window, head) pairs (BENCHMARKS.md,
+    session 6); with fewer pairs (768: Swin-T stage 4 at batch 32) one head per program was faster,
     and at batch 1 the Swin-T engine ran 0.426 ms with one head per program everywhere against 0.435 ms with two.
     From 512 windows with a head count divisible by 4, 4 heads per program on a heads-first grid (the programs of a
     window run together and share its qkv rows in L2): Swin-T stage 3 at batch 128 41.4 us against 45.6 (session 17).
