@@ -28,20 +28,11 @@ from trt_swin.plugins.ln_gemm.reference import fold_layer_norm, gemm_window_reve
 from trt_swin.plugins.ln_gemm.triton_ln_gemm import gemm_window_reverse_triton, ln_gemm_triton
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
 from trt_swin.plugins.patch_embed.triton_patch_embed import patch_embed_triton
+from trt_swin.plugins.sanitize_utils import rel_l2, report
 from trt_swin.plugins.window_attention.reference import window_attention_reference
 from trt_swin.plugins.window_attention.triton_window_attention import window_attention_triton
 
 DEV = "cuda"
-
-
-def _rel(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((out.double() - ref.double()).norm() / ref.double().norm()).item()
-
-
-def _report(name: str, err: float, out: torch.Tensor, bound: float) -> int:
-    ok = err < bound and bool(torch.isfinite(out).all())
-    print(f"{name}: rel L2 {err:.2e} {'ok' if ok else 'MISMATCH'}")
-    return 0 if ok else 1
 
 
 def main() -> int:
@@ -55,13 +46,13 @@ def main() -> int:
         ref = fused_mlp_ref(x, g, b, 1e-5, w1, b1, w2, b2, "gelu_tanh") - x.float()
         x0 = x.clone()
         out = fused_mlp_triton_(x, g, b, 1e-5, w1, b1, w2, b2, "gelu_tanh").float() - x0.float()
-        bad += _report(f"fused_mlp_triton M={M} C={C}", _rel(out, ref), out, 5e-3)
+        bad += report(f"fused_mlp_triton M={M} C={C}", rel_l2(out, ref), out, 5e-3)
         (w1q, ws1), (w2q, ws2) = quantize_fp8_per_tensor(w1), quantize_fp8_per_tensor(w2)
         sc = (4 / 448, ws1, 3 / 448, ws2)
         ref8 = fused_mlp_fp8_ref(x, g, b, 1e-5, w1q, b1, w2q, b2, sc) - x.float()
         x0 = x.clone()
         out = fused_mlp_triton_(x0, g, b, 1e-5, w1q, b1, w2q, b2, "gelu_tanh", fp8_scales=sc).float() - x.float()
-        bad += _report(f"fused_mlp_triton fp8 M={M} C={C}", _rel(out, ref8), out, 2e-2)
+        bad += report(f"fused_mlp_triton fp8 M={M} C={C}", rel_l2(out, ref8), out, 2e-2)
     for B, H, W, C, ws, shift in ((1, 9, 13, 64, 7, 3), (3, 21, 21, 96, 7, 3), (1, 14, 14, 192, 7, 0)):
         nH, N = C // 32, ws * ws
         x = (torch.randn(B, H, W, C, device=DEV) * 2).half()
@@ -74,8 +65,8 @@ def main() -> int:
             x0 = x.clone()
             out = fused_attention_triton_(x0, g, b, 1e-5, wq, bq, pad_bias(bias).half(), wp, bp, ws, shift,
                                           32 ** -0.5, config=config).float() - x.float()
-            bad += _report(f"fused_attention_triton {B}x{H}x{W} C={C} ws={ws} shift={shift} config={config}",
-                           _rel(out, ref), out, 5e-3)
+            bad += report(f"fused_attention_triton {B}x{H}x{W} C={C} ws={ws} shift={shift} config={config}",
+                           rel_l2(out, ref), out, 5e-3)
         (wq8, wsq), (wp8, wsp) = quantize_fp8_per_tensor(wq), quantize_fp8_per_tensor(wp)
         sc = (4 / 448, wsq, 2 / 448, wsp)
         ref8 = fused_attention_ref(x, g, b, 1e-5, wq8, bq, bias, wp8, bp, ws, shift, 32 ** -0.5,
@@ -84,7 +75,7 @@ def main() -> int:
             x0 = x.clone()
             out = fused_attention_triton_(x0, g, b, 1e-5, wq8, bq, pad_bias(bias).half(), wp8, bp, ws, shift,
                                           32 ** -0.5, config=config, fp8_scales=sc).float() - x.float()
-            bad += _report(f"fused_attention_triton fp8 {B}x{H}x{W} C={C} config={config}", _rel(out, ref8), out,
+            bad += report(f"fused_attention_triton fp8 {B}x{H}x{W} C={C} config={config}", rel_l2(out, ref8), out,
                            2e-2)
     for B, H, C, ws, shift in ((2, 14, 192, 7, 3), (1, 7, 768, 7, 0), (1, 10, 96, 5, 2)):  # window attention
         nH, N = C // 32, ws * ws
@@ -95,27 +86,27 @@ def main() -> int:
         ref = window_attention_reference(qkv, bias, None if mask is None else mask.to(DEV), nH, 32 ** -0.5)
         for config in (None, (4, 4, 3, True)) if nH % 4 == 0 else (None,):  # + the heads-first large-grid form
             out = window_attention_triton(qkv, pad_bias(bias).half(), nH, 32 ** -0.5, H, H, ws, shift, config=config)
-            bad += _report(f"window_attention_triton B={B} {H}x{H} C={C} ws={ws} shift={shift} config={config}",
-                           _rel(out, ref), out, 2e-3)
+            bad += report(f"window_attention_triton B={B} {H}x{H} C={C} ws={ws} shift={shift} config={config}",
+                           rel_l2(out, ref), out, 2e-3)
         out8 = window_attention_triton(qkv, pad_bias(bias), nH, 32 ** -0.5, H, H, ws, shift, out_scale=1 / 64)
         out8 = out8.float() / 64  # E4M3 rounding: about 2 % RMS
-        bad += _report(f"window_attention_triton fp8 out B={B} {H}x{H} C={C}", _rel(out8, ref), out8, 5e-2)
+        bad += report(f"window_attention_triton fp8 out B={B} {H}x{H} C={C}", rel_l2(out8, ref), out8, 5e-2)
     for B, S, cin, p, C in ((2, 40, 3, 4, 96), (1, 28, 1, 2, 32), (1, 16, 3, 4, 160)):  # patch embedding
         img = torch.randn(B, cin, S, S, device=DEV)
         w = (torch.randn(C, cin * p * p, device=DEV) * (cin * p * p) ** -0.5).half()
         b, be = 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
         g = 1 + 0.1 * torch.randn(C, device=DEV)
         out = patch_embed_triton(img, w, b, p, g, be)
-        bad += _report(f"patch_embed_triton B={B} {S}x{S} Cin={cin} p={p} C={C}",
-                       _rel(out, patch_embed_ref(img, w, b, p, g, be)), out, 1e-3)
+        bad += report(f"patch_embed_triton B={B} {S}x{S} Cin={cin} p={p} C={C}",
+                       rel_l2(out, patch_embed_ref(img, w, b, p, g, be)), out, 1e-3)
     # classifier tail: ragged token chunk, C not 2^k; from 32 images the Triton head GEMM (partial M and N tiles)
     for B, L, C, N in ((3, 49, 768, 1008), (2, 5, 160, 40), (33, 7, 160, 40)):
         x = (2 * torch.randn(B, L, C, device=DEV) + 0.5).half()
         g, be = 1 + 0.1 * torch.randn(C, device=DEV), 0.1 * torch.randn(C, device=DEV)
         w, b = torch.randn(N, C, device=DEV) * C ** -0.5, torch.randn(N, device=DEV)
         out = classifier_head_triton(x, g, be, 1e-5, w, b)
-        bad += _report(f"classifier_head_triton B={B} L={L} C={C} N={N}",
-                       _rel(out, classifier_head_ref(x, g, be, 1e-5, w, b)), out, 1e-5)
+        bad += report(f"classifier_head_triton B={B} L={L} C={C} N={N}",
+                       rel_l2(out, classifier_head_ref(x, g, be, 1e-5, w, b)), out, 1e-5)
     int8_gemms = ((300, 96, 288, "none", False, 0.05, False), (129, 384, 96, "none", True, None, False),
                   (70, 192, 768, "gelu", True, 0.04, True))  # INT8 GEMM: partial tiles; int8, fp16, QDQ outputs
     for M, K, N, act, res, osc, qdq in int8_gemms:
@@ -125,8 +116,8 @@ def main() -> int:
         r = torch.randn(M, N, device=DEV).half() if res else None
         out = gemm_int8_triton(a, w, 0.02, cs, b, act, r, osc, qdq)
         ref = gemm_int8_ref(a.cpu(), w.cpu(), 0.02, cs.cpu(), b.cpu(), act, None if r is None else r.cpu(), osc, qdq)
-        bad += _report(f"gemm_int8_triton M={M} K={K} N={N} {act} out={'int8' if out.dtype == torch.int8 else 'fp16'}",
-                       _rel(out.cpu().float(), ref.float()), out.float(), 1e-2)
+        bad += report(f"gemm_int8_triton M={M} K={K} N={N} {act} out={'int8' if out.dtype == torch.int8 else 'fp16'}",
+                       rel_l2(out.cpu().float(), ref.float()), out.float(), 1e-2)
     # row-gathered GEMMs (batch-1 path): padded, shifted windows (10 x 9 map, window 7), ragged row and column tiles;
     # once more with programmatic dependent launch (the kernels' griddepcontrol instructions)
     for pdl in (False, True):
@@ -138,14 +129,14 @@ def main() -> int:
             w, bias = (torch.randn(N, C, device=DEV) * C ** -0.5).half(), 0.1 * torch.randn(N, device=DEV)
             out = ln_gemm_triton(x, fold_layer_norm(w, g, b, bias), 1e-5, gather, act)
             ref = ln_gemm_ref(x.cpu(), g.cpu(), b.cpu(), 1e-5, w.cpu(), bias.cpu(), gather, act)
-            bad += _report(f"ln_gemm_triton {gather[0]} C={C} N={N} pdl={pdl}", _rel(out.cpu().float(), ref), out,
+            bad += report(f"ln_gemm_triton {gather[0]} C={C} N={N} pdl={pdl}", rel_l2(out.cpu().float(), ref), out,
                            2e-3)
         a = torch.randn(4 * 7 * 7, 64, device=DEV).half()  # 2 x 2 windows
         w, bias = (torch.randn(64, 64, device=DEV) * 0.125).half(), 0.1 * torch.randn(64, device=DEV)
         x = torch.randn(1, 10, 9, 64, device=DEV).half()
         ref = gemm_window_reverse_ref(a.cpu(), w.cpu(), bias.cpu(), x.cpu(), 7, 3)
         out = gemm_window_reverse_triton(a, w, bias, x, 7, 3)
-        bad += _report(f"gemm_window_reverse_triton 10x9 C=64 pdl={pdl}", _rel(out.cpu().float(), ref), out, 2e-3)
+        bad += report(f"gemm_window_reverse_triton 10x9 C=64 pdl={pdl}", rel_l2(out.cpu().float(), ref), out, 2e-3)
     triton_utils.PDL = False
     torch.cuda.synchronize()
     return 1 if bad else 0

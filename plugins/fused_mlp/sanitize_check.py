@@ -12,6 +12,7 @@ import torch
 
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
+from trt_swin.plugins.sanitize_utils import rel_l2, report
 
 # (M, C, Hd, variant): the 128-row register-resident tile, the wide-C (WN 2) tile, the 4-warp tile; ragged M
 # (M, C, Hd, "wgmma"): the Hopper kernel (compute capability 9.0 only) over 20000 rows (several tiles per warpgroup,
@@ -38,10 +39,7 @@ def main() -> int:
             w2, b2 = (torch.randn(C, Hd, device="cuda") * Hd ** -0.5).half(), 0.1 * torch.randn(C, device="cuda")
             ref = fused_mlp_ref(x, gamma, beta, 1e-5, w1, b1, w2, b2, act)
             out = fused_mlp_(x, gamma, beta, 1e-5, w1, b1, w2, b2, act)
-            err = ((out.float() - ref).norm() / ref.norm()).item()
-            ok = err < 1e-3 and bool(torch.isfinite(out).all())
-            bad += not ok
-            print(f"M={M} C={C} Hd={Hd} variant={variant} {act}: rel L2 {err:.2e} {'ok' if ok else 'MISMATCH'}")
+            bad += report(f"M={M} C={C} Hd={Hd} variant={variant} {act}", rel_l2(out, ref), out, 1e-3)
     torch.cuda.synchronize()
     return 1 if bad else 0
 

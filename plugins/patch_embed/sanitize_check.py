@@ -12,6 +12,7 @@ import torch
 
 from trt_swin.plugins.patch_embed.op import patch_embed, patch_embed_cuda_available
 from trt_swin.plugins.patch_embed.reference import patch_embed_ref
+from trt_swin.plugins.sanitize_utils import rel_l2, report
 
 # (B, H, W, C, K' (weight pitch), norm, image dtype): one tile of 2 patches; Wp 70 (a ragged second tile); one Swin-T
 # image; 300 images of 32 x 32 (2400 tiles of 8 patches: more than the grid's CTAs, so CTAs loop over tiles); C 128
@@ -35,11 +36,8 @@ def main() -> int:
         b = 0.1 * torch.randn(C, device="cuda")
         g, be = (1 + 0.1 * torch.randn(C, device="cuda"), 0.1 * torch.randn(C, device="cuda")) if norm else (None, None)
         out = patch_embed(img, w, b, 4, g, be)
-        ref = patch_embed_ref(img, w, b, 4, g, be).float()
-        err = ((out.float() - ref).norm() / ref.norm()).item()
-        ok = err < 1e-3 and bool(torch.isfinite(out).all())
-        bad += not ok
-        print(f"B={B} {H}x{W} C={C} K'={Kw} norm={norm} {dt}: rel L2 {err:.2e} {'ok' if ok else 'MISMATCH'}")
+        ref = patch_embed_ref(img, w, b, 4, g, be)
+        bad += report(f"B={B} {H}x{W} C={C} K'={Kw} norm={norm} {dt}", rel_l2(out, ref), out, 1e-3)
     torch.cuda.synchronize()
     return 1 if bad else 0
 

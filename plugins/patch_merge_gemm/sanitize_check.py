@@ -13,6 +13,7 @@ import torch
 from trt_swin.plugins.ln_gemm.reference import fold_layer_norm
 from trt_swin.plugins.patch_merge_gemm.op import patch_merge_gemm, patch_merge_gemm_available
 from trt_swin.plugins.patch_merge_gemm.reference import patch_merge_gemm_ref
+from trt_swin.plugins.sanitize_utils import rel_l2, report
 
 # (B, H, W, C): 1 tile; 7 tiles, the last ragged; 2 x 3 x 784 merged tokens over 37 tiles of 64 (the grid's CTAs
 # loop); C 32 / 64
@@ -31,10 +32,7 @@ def main() -> int:
         f = fold_layer_norm((torch.randn(2 * C, 4 * C, device="cuda") * (4 * C) ** -0.5).half(), gamma, beta)
         out = patch_merge_gemm(x, f.weight, f.u, f.v, 1e-5)
         ref = patch_merge_gemm_ref(x, f.weight, f.u, f.v, 1e-5)
-        err = ((out.float() - ref).norm() / ref.norm()).item()
-        ok = err < 1e-3 and bool(torch.isfinite(out).all())
-        bad += not ok
-        print(f"B={B} {H}x{W} C={C}: rel L2 {err:.2e} {'ok' if ok else 'MISMATCH'}")
+        bad += report(f"B={B} {H}x{W} C={C}", rel_l2(out, ref), out, 1e-3)
     torch.cuda.synchronize()
     return 1 if bad else 0
 
