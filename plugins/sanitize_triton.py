@@ -1,10 +1,9 @@
-"""Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP (FP16 and FP8),
-the fused attention half (head outputs accumulated per head, and staged; FP16 and FP8), the window attention (FP16
-and FP8 output), the patch embedding, the classifier tail's pool and head GEMM and the INT8 GEMM with its fused epilogue, each on a
-few small shapes with ragged edges (partial row tiles, padded maps, partial patch blocks, a partial chunk of tokens,
-partial GEMM tiles), and the row-gathered GEMMs of plugins/ln_gemm (without and with programmatic dependent launch),
-checked against its reference;
-exits non-zero on a mismatch.
+"""Small driver for compute-sanitizer (memcheck / racecheck) over the Triton kernels: the fused MLP (FP16, FP8 and
+INT8), the fused attention half (head outputs accumulated per head, and staged; FP16, FP8 and INT8), the window
+attention (FP16 and FP8 output), the patch embedding, the classifier tail's pool and head GEMM and the INT8 GEMM with
+its fused epilogue, each on a few small shapes with ragged edges (partial row tiles, padded maps, partial patch
+blocks, a partial chunk of tokens, partial GEMM tiles), and the row-gathered GEMMs of plugins/ln_gemm (without and with
+programmatic dependent launch), checked against its reference; exits non-zero on a mismatch.
 
     compute-sanitizer --tool memcheck python -m trt_swin.plugins.sanitize_triton
 """
@@ -18,8 +17,9 @@ from trt_swin.plugins.classifier_head.reference import classifier_head_ref
 from trt_swin.plugins.classifier_head.triton_head import classifier_head_triton
 from trt_swin.plugins.fused_attention.reference import fused_attention_ref, pad_bias, swin_shift_mask
 from trt_swin.plugins.fused_attention.triton_attention import fused_attention_triton_
-from trt_swin.plugins.epilogue.reference import quantize_fp8_per_tensor
-from trt_swin.plugins.fused_mlp.reference import fused_mlp_fp8_ref, fused_mlp_ref
+from trt_swin.plugins.epilogue.reference import quantize_fp8_per_tensor, quantize_int8_per_channel
+from trt_swin.plugins.fused_attention.reference import Int8AttentionScales
+from trt_swin.plugins.fused_mlp.reference import Int8MlpScales, fused_mlp_fp8_ref, fused_mlp_int8_ref, fused_mlp_ref
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
 from trt_swin.plugins.gemm.reference import gemm_int8_ref
 from trt_swin.plugins.gemm.triton_int8 import gemm_int8_triton
@@ -53,6 +53,13 @@ def main() -> int:
         x0 = x.clone()
         out = fused_mlp_triton_(x0, g, b, 1e-5, w1q, b1, w2q, b2, "gelu_tanh", fp8_scales=sc).float() - x.float()
         bad += report(f"fused_mlp_triton fp8 M={M} C={C}", rel_l2(out, ref8), out, 2e-2)
+        (w1i, ws1), (w2i, ws2) = quantize_int8_per_channel(w1), quantize_int8_per_channel(w2)
+        for act, out2, bound in (("gelu_tanh", 0.02, 2e-2), ("gelu_erf", None, 5e-3)):
+            sc8 = Int8MlpScales(4 / 127, ws1, 3 / 127, ws2, out2)
+            ref_i = fused_mlp_int8_ref(x, g, b, 1e-5, w1i, b1, w2i, b2, sc8, act) - x.float()
+            x0 = x.clone()
+            out = fused_mlp_triton_(x0, g, b, 1e-5, w1i, b1, w2i, b2, act, int8_scales=sc8).float() - x.float()
+            bad += report(f"fused_mlp_triton int8 {act} out2={out2} M={M} C={C}", rel_l2(out, ref_i), out, bound)
     for B, H, W, C, ws, shift in ((1, 9, 13, 64, 7, 3), (3, 21, 21, 96, 7, 3), (1, 14, 14, 192, 7, 0)):
         nH, N = C // 32, ws * ws
         x = (torch.randn(B, H, W, C, device=DEV) * 2).half()
@@ -77,6 +84,16 @@ def main() -> int:
                                           32 ** -0.5, config=config, fp8_scales=sc).float() - x.float()
             bad += report(f"fused_attention_triton fp8 {B}x{H}x{W} C={C} config={config}", rel_l2(out, ref8), out,
                            2e-2)
+        (wqi, wsq), (wpi, wsp) = quantize_int8_per_channel(wq), quantize_int8_per_channel(wp)
+        for config, proj_out in (((4, 2, False, 0), None), ((4, 2, True, 0), 5 / 127)):
+            sc8 = Int8AttentionScales(4 / 127, wsq, 5 / 127, 3 / 127, wsp, proj_out)
+            ref_i = fused_attention_ref(x, g, b, 1e-5, wqi, bq, bias, wpi, bp, ws, shift, 32 ** -0.5,
+                                        int8_scales=sc8) - x.float()
+            x0 = x.clone()
+            out = fused_attention_triton_(x0, g, b, 1e-5, wqi, bq, pad_bias(bias).half(), wpi, bp, ws, shift,
+                                          32 ** -0.5, config=config, int8_scales=sc8).float() - x.float()
+            bad += report(f"fused_attention_triton int8 {B}x{H}x{W} C={C} config={config} proj_out={proj_out}",
+                           rel_l2(out, ref_i), out, 2e-2)
     for B, H, C, ws, shift in ((2, 14, 192, 7, 3), (1, 7, 768, 7, 0), (1, 10, 96, 5, 2)):  # window attention
         nH, N = C // 32, ws * ws
         nW = (-(-H // ws)) ** 2

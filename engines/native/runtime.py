@@ -19,6 +19,9 @@ outputs stay on chip), then the MLP half: with the fused MLP too, 2 launches per
 FP8: the LN / attention kernels write FP8 GEMM inputs directly, FC1 writes FC2's FP8 input from cuBLASLt's epilogue;
 where the Triton kernels run, blocks with C <= fused_mlp_max_c / fused_attention_max_c run the Triton fused MLP's /
 fused attention's FP8 forms.
+INT8: where the Triton kernels run, the same blocks run the fused halves' INT8 forms (the INT8 recipes' quantization
+points inside one kernel each); elsewhere the LN / attention kernels write INT8 GEMM inputs and the GEMMs dequantize in
+their epilogues.
 Batch 1 (Triton kernels, FP16 GEMMs): unfused blocks with C <= 512 run 5 launches, norm1 folded into QKV and norm2
 into FC1 (plugins/ln_gemm): ln_gemm(window gather) -> window attention -> proj GEMM + window reverse + residual ->
 ln_gemm(FC1 + GELU) -> FC2 GEMM (+ residual), and the Triton kernels launch with programmatic dependent launch.
@@ -46,9 +49,10 @@ from trt_swin.plugins.epilogue.reference import quantize_fp8, quantize_int8
 from trt_swin.plugins._library import runs_hopper_kernels
 from trt_swin.plugins.fused_attention.op import HOPPER_MAX_C, fused_attention_
 from trt_swin.plugins.fused_attention.reference import MAX_C as FUSED_ATTENTION_MAX_C
-from trt_swin.plugins.fused_attention.reference import pad_bias, swin_shift_mask
+from trt_swin.plugins.fused_attention.reference import Int8AttentionScales, pad_bias, swin_shift_mask
 from trt_swin.plugins.fused_mlp.op import fused_mlp_
 from trt_swin.plugins.fused_mlp.reference import TRITON_MAX_C as TRITON_MLP_MAX_C  # wider MLPs take the CUDA kernel
+from trt_swin.plugins.fused_mlp.reference import Int8MlpScales
 from trt_swin.plugins.gemm.op import gemm
 from trt_swin.plugins.ln_shift_partition.op import ln_shift_partition
 from trt_swin.plugins.patch_embed.op import patch_embed, patch_embed_cuda_available, patch_embed_cuda_fits
@@ -148,10 +152,13 @@ AUTO_FUSED_ATTENTION_MAX_C = {"cuda": 96, "triton": 128}
 # ms at batch 32, 3.711 vs 3.806 at batch 128 (session 11).
 AUTO_WIDE_FUSION = {"triton": (192, 512)}
 # The Triton INT8 GEMM (cuBLASLt's INT8 GEMM + the epilogue op in one kernel, the same result up to rounding ties) from
-# this many rows: on the H100 it beat the two kernels on Swin-T's stage-1 QKV, proj, FC2 and stage-2 QKV, FC2 GEMMs at
-# batch 128 (0.27 vs 0.46 ms for the stage-1 QKV), not at stage 3-4 sizes (25088 rows: proj 0.082 vs 0.069, FC2
-# 0.121 vs 0.104) nor with the erf-GELU epilogue (stage-2 FC1 0.345 vs 0.325) (BENCHMARKS.md, session 9).
-TRITON_INT8_GEMM_MIN_M = 32768
+# this many rows, for GEMMs with these activations. Session 9 (H100, op by op, batch 128) set 32768: faster on Swin-T's
+# stage-1 and -2 GEMMs (0.27 vs 0.46 ms for the stage-1 QKV), not on stage 3's (25088 rows) nor with the erf-GELU
+# epilogue. Session 18 (H100, Swin-T INT8 engine, stages 1-2 now fused), every non-GELU INT8 GEMM on it vs the old
+# rule: batch 128 5.745 vs 6.264 ms, batch 32 1.878 vs 1.864, batch 1 0.988 vs 0.641; the GELU ones too: 5.908 at 128.
+# Hence from 16384 rows (stage 3 at batch 128), no GELU (BENCHMARKS.md, session 18).
+TRITON_INT8_GEMM_MIN_M = 16384
+TRITON_INT8_GEMM_ACTS = ("none",)
 # Batch 1 takes PDL, and its blocks of at most 1024 tokens (Swin-T's largest unfused block at batch 1 has 784) and C
 # <= 512 the row-gathered Triton GEMMs: FP16 on the H100, Swin-T 0.405 -> 0.360 ms, Swin-B 0.819 -> 0.759; at batch
 # 2 - 8 they lost 1 - 10 %, and at C 768 / 1024 (stage 4) the wide QKV and FC1 GEMMs lose to cuBLASLt (BENCHMARKS.md,
@@ -351,17 +358,35 @@ class NativeEngine:
 
     def _attention_fusable(self, blk: dict[str, Any], max_c: int) -> bool:
         """Whether the block's attention half can run as fused_attention_: FP16 QKV and proj (or FP8 ones, with the
-        Triton kernel's FP8 form) without output quantization, head_dim 32, windows of <= 64 tokens, C within max_c,
-        and the engine's mask being the one the kernel derives (timm's)."""
+        Triton kernel's FP8 form) without output quantization, or INT8 ones as the INT8 recipes quantize them (the
+        Triton kernel's INT8 form: _int8_attention_ok), head_dim 32, windows of <= 64 tokens, C within max_c, and the
+        engine's mask being the one the kernel derives (timm's)."""
         qkv_g, proj_g = blk["qkv"], blk["proj"]
-        modes_ok = (qkv_g["mode"] == proj_g["mode"] == "fp16"
-                    or (qkv_g["mode"] == proj_g["mode"] == "fp8" and self.attention_kernel == "triton"))
-        if not (blk["C"] <= min(max_c, FUSED_ATTENTION_MAX_C) and blk["hd"] == 32
-                and blk["ws"] <= 8 and modes_ok
-                and qkv_g["out_scale"] is None and proj_g["out_scale"] is None
+        if qkv_g["mode"] == proj_g["mode"] == "int8":
+            modes_ok = self.attention_kernel == "triton" and self._int8_attention_ok(blk)
+        else:
+            modes_ok = ((qkv_g["mode"] == proj_g["mode"] == "fp16"
+                         or (qkv_g["mode"] == proj_g["mode"] == "fp8" and self.attention_kernel == "triton"))
+                        and qkv_g["out_scale"] is None and proj_g["out_scale"] is None)
+        if not (blk["C"] <= min(max_c, FUSED_ATTENTION_MAX_C) and blk["hd"] == 32 and blk["ws"] <= 8 and modes_ok
                 and qkv_g["N"] == 3 * blk["C"] and qkv_g["K"] == blk["C"] and proj_g["N"] == proj_g["K"] == blk["C"]):
             return False
         return self._mask_is_timms(blk)
+
+    @staticmethod
+    def _int8_attention_ok(blk: dict[str, Any]) -> bool:
+        """INT8 QKV and proj GEMMs the Triton attention's INT8 form computes: int8 q / k / v (the QKV output
+        quantizer), the attention scale not folded into q, biases on both, the proj output quantized into the
+        residual or floating point."""
+        qkv_g, proj_g = blk["qkv"], blk["proj"]
+        return (qkv_g["out_scale"] is not None and not qkv_g["out_qdq"] and not qkv_g.get("q_scale_folded")
+                and bool(qkv_g["bias"]) and bool(proj_g["bias"]) and qkv_g["act"] == proj_g["act"] == "none")
+
+    def _int8_attention_scales(self, blk: dict[str, Any]):
+        """The Int8AttentionScales of an INT8 block the Triton attention's INT8 form runs."""
+        qkv_g, proj_g = blk["qkv"], blk["proj"]
+        return Int8AttentionScales(qkv_g["in_scale"], self.t[qkv_g["w_scale"]], qkv_g["out_scale"],
+                                   proj_g["in_scale"], self.t[proj_g["w_scale"]], proj_g["out_scale"])
 
     @staticmethod
     def _num_windows(blk: dict[str, Any], B: int) -> int:
@@ -435,7 +460,8 @@ class NativeEngine:
             return y if final else y.half()
         if mode == "int8":
             xq = x if x.dtype == torch.int8 else quantize_int8(x, g["in_scale"])
-            if self.triton_int8_gemm and xq.is_cuda and act == "none" and xq.shape[0] >= TRITON_INT8_GEMM_MIN_M:
+            if (self.triton_int8_gemm and xq.is_cuda and act in TRITON_INT8_GEMM_ACTS
+                    and xq.shape[0] >= TRITON_INT8_GEMM_MIN_M):
                 return gemm_int8_triton(xq, W, g["in_scale"], t[g["w_scale"]], bias, act, residual, g["out_scale"],
                                         bool(g["out_qdq"]))
             acc = gemm(xq.contiguous(), W)  # int32 accumulators
@@ -488,7 +514,7 @@ class NativeEngine:
         wide = (C <= self.wide_fusion[0] and self._num_windows(blk, B) >= self.wide_fusion[1]
                 and blk["rel_bias"] + ":64" in t)
         fused_mlp = ((C <= self.fused_mlp_max_c or wide) and fc1_g["mode"] == fc2_g["mode"] == "fp16"
-                     or self._fp8_mlp_fusable(blk, wide))
+                     or self._fp8_mlp_fusable(blk, wide) or self._int8_mlp_fusable(blk, wide))
         if blk["rel_bias"] + ":64" in t and (C <= self.fused_attention_max_c or wide):  # _attention_fusable at load
             args = (x, t[n1["gamma"]], t[n1["beta"]], n1["eps"], t[qkv_g["weight"]], t[qkv_g["bias"]],
                     t[blk["rel_bias"] + ":64"], t[proj_g["weight"]], t[proj_g["bias"]], ws, ss, blk["attn_scale"])
@@ -496,6 +522,9 @@ class NativeEngine:
                 fused_attention_triton_(*args[:6], t[blk["rel_bias"] + ":64h"], *args[7:], None,
                                         (qkv_g["in_scale"], qkv_g["w_scale_value"], proj_g["in_scale"],
                                          proj_g["w_scale_value"]))
+            elif qkv_g["mode"] == "int8":  # the Triton kernel's INT8 form
+                fused_attention_triton_(*args[:6], t[blk["rel_bias"] + ":64h"], *args[7:], None, None,
+                                        self._int8_attention_scales(blk))
             elif self.attention_kernel == "triton" and not self._hopper_attention(blk, B):
                 fused_attention_triton_(*args[:6], t[blk["rel_bias"] + ":64h"], *args[7:])  # x += attention (in place)
             else:
@@ -555,9 +584,25 @@ class NativeEngine:
                 and fc2_g["out_scale"] is None
                 and bool(fc1_g["bias"]) and bool(fc2_g["bias"]))
 
+    def _int8_mlp_fusable(self, blk: dict[str, Any], wide: bool = False) -> bool:
+        """Whether the block's MLP half runs as the Triton fused MLP's INT8 form: INT8 FC1 and FC2 with biases, FC1
+        with the GELU and its int8 output in FC2's input scale, FC2's output quantized into the residual (recipe
+        int8) or floating point (int8-fc2-pm-int32), Hd = 4C unpadded, C within fused_mlp_max_c (or a block the
+        large-grid rule fuses: `wide`) and the Triton kernel's bound, the Triton MLP kernel. (The engine's GELU, tanh
+        by default, as in its FP16 and FP8 MLPs; the unfused INT8 FC1's epilogue computes erf.)"""
+        fc1_g, fc2_g, C = blk["fc1"], blk["fc2"], blk["C"]
+        return (self.mlp_kernel == "triton" and fc1_g["mode"] == fc2_g["mode"] == "int8"
+                and (C <= self.fused_mlp_max_c or wide) and C <= TRITON_MLP_MAX_C
+                and fc1_g["act"] == "gelu" and fc2_g["act"] == "none" and bool(fc1_g["bias"]) and bool(fc2_g["bias"])
+                and fc1_g["out_scale"] is not None and not fc1_g["out_qdq"]
+                and abs(fc1_g["out_scale"] - fc2_g["in_scale"]) <= 1e-6 * fc2_g["in_scale"]
+                and (fc2_g["out_scale"] is None or fc2_g["out_qdq"])
+                and fc1_g["K"] == fc1_g["K_orig"] == C and fc1_g["N"] == fc1_g["N_orig"] == 4 * C
+                and fc2_g["K"] == fc2_g["K_orig"] == 4 * C and fc2_g["N"] == fc2_g["N_orig"] == C)
+
     def _fused_mlp(self, x: torch.Tensor, blk: dict[str, Any]) -> torch.Tensor:
-        """x += the block's MLP half (LN2 + FC1 + GELU + FC2), in place, in one kernel (self.mlp_kernel's; FP8 MLPs
-        the Triton kernel's FP8 form)."""
+        """x += the block's MLP half (LN2 + FC1 + GELU + FC2), in place, in one kernel (self.mlp_kernel's; FP8 and
+        INT8 MLPs the Triton kernel's FP8 / INT8 forms)."""
         t, n2, fc1_g, fc2_g = self.t, blk["norm2"], blk["fc1"], blk["fc2"]
         act = "gelu_tanh" if self.gelu == "tanh" else "gelu_erf"
         args = (x.view(-1, x.shape[-1]), t[n2["gamma"]], t[n2["beta"]], n2["eps"], t[fc1_g["weight"]],
@@ -565,6 +610,10 @@ class NativeEngine:
         if fc1_g["mode"] == "fp8":  # _fp8_mlp_fusable (tanh GELU)
             scales = (fc1_g["in_scale"], fc1_g["w_scale_value"], fc2_g["in_scale"], fc2_g["w_scale_value"])
             return fused_mlp_triton_(*args, None, scales).view(x.shape)
+        if fc1_g["mode"] == "int8":  # _int8_mlp_fusable
+            scales = Int8MlpScales(fc1_g["in_scale"], t[fc1_g["w_scale"]], fc2_g["in_scale"], t[fc2_g["w_scale"]],
+                                   fc2_g["out_scale"])
+            return fused_mlp_triton_(*args, None, None, scales).view(x.shape)
         triton = (self.mlp_kernel == "triton" and x.shape[-1] <= TRITON_MLP_MAX_C
                   and not self._hopper_mlp(blk, x.shape[0]))
         op = fused_mlp_triton_ if triton else fused_mlp_

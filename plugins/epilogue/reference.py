@@ -42,6 +42,13 @@ def quantize_fp8_per_tensor(w: torch.Tensor) -> tuple[torch.Tensor, float]:
     return quantize_fp8(w, scale), scale
 
 
+def quantize_int8_per_channel(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 w, float32 scales [rows]) with per-row amax scales amax(|w[n]|) / 127, as the engine builder quantizes an
+    INT8 weight: what the test and sanitizer drivers of the INT8 kernels use."""
+    scale = w.float().abs().amax(1).clamp_min(1e-12) / 127.0
+    return torch.round(w.float() / scale[:, None]).clamp_(-128, 127).to(torch.int8), scale
+
+
 def epilogue_ref(
     x: torch.Tensor,
     in_scale: float = 1.0,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..epilogue.reference import check_fp8_scales, quantize_fp8
+from dataclasses import dataclass
+
+from ..epilogue.reference import check_fp8_scales, quantize_fp8, quantize_int8
 
 ACTS = ("gelu_erf", "gelu_tanh")
 MAX_C = 384
@@ -23,7 +25,7 @@ TRITON_MAX_C = 256
 def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor,
                  w2: torch.Tensor, b2: torch.Tensor, act: str, weight_dtype: torch.dtype = torch.float16) -> None:
     """Raise ValueError naming the argument when the inputs do not fit the op (messages match the CUDA checks);
-    weight_dtype float8_e4m3fn for the Triton kernel's FP8 form."""
+    weight_dtype float8_e4m3fn / int8 for the Triton kernel's FP8 / INT8 forms."""
     if x.dim() != 2:
         raise ValueError(f"fused_mlp_: x must be [M, C], got shape {tuple(x.shape)}")
     C = x.shape[1]
@@ -42,8 +44,8 @@ def check_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w1: t
     if x.dtype != torch.float16 or w1.dtype != weight_dtype or w2.dtype != weight_dtype:
         if weight_dtype == torch.float16:
             raise ValueError(f"fused_mlp_: x, w1 and w2 must be float16, got {x.dtype}, {w1.dtype}, {w2.dtype}")
-        raise ValueError(f"fused_mlp_: x must be float16 and w1, w2 float8_e4m3fn, got {x.dtype}, {w1.dtype}, "
-                         f"{w2.dtype}")
+        raise ValueError(f"fused_mlp_: x must be float16 and w1, w2 {str(weight_dtype).removeprefix('torch.')}, "
+                         f"got {x.dtype}, {w1.dtype}, {w2.dtype}")
     for name, t in (("gamma", gamma), ("beta", beta), ("b1", b1), ("b2", b2)):
         if t.dtype != torch.float32:
             raise ValueError(f"fused_mlp_: {name} must be float32, got {t.dtype}")
@@ -105,3 +107,53 @@ def fused_mlp_fp8_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, 
     h = F.gelu(F.linear(h, w1.float() * ws1, b1.float()), approximate="tanh").half().float()
     h = quantize_fp8(h, s2).float() * s2
     return xf + F.linear(h, w2.float() * ws2, b2.float())
+
+
+@dataclass(frozen=True)
+class Int8MlpScales:
+    """The scales of an INT8 MLP half (the INT8 recipes' quantizers, quant/README.md): per-tensor activation scales,
+    per-output-channel weight scales (float32 tensors on the kernel's device)."""
+
+    in1: float  # FC1's input: the LayerNorm output
+    w1: torch.Tensor  # [Hd] FC1's weight rows
+    in2: float  # FC2's input: the activated hidden (FC1's output quantizer, or FC2's input one)
+    w2: torch.Tensor  # [C] FC2's weight rows
+    out2: float | None = None  # FC2's output quantized and dequantized before the residual (recipe int8), or None
+
+
+def check_int8_inputs(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor,
+                      w2: torch.Tensor, b2: torch.Tensor, act: str, scales: Int8MlpScales) -> None:
+    """check_inputs for the INT8 form: int8 weights, positive scales with one weight scale per output channel."""
+    check_inputs(x, gamma, beta, w1, b1, w2, b2, act, weight_dtype=torch.int8)
+    if not isinstance(scales, Int8MlpScales):
+        raise ValueError(f"fused_mlp_: int8_scales must be an Int8MlpScales, got {type(scales).__name__}")
+    if not (scales.in1 > 0 and scales.in2 > 0 and (scales.out2 is None or scales.out2 > 0)):
+        raise ValueError(f"fused_mlp_: INT8 activation scales must be positive, got in1={scales.in1}, "
+                         f"in2={scales.in2}, out2={scales.out2}")
+    for name, t, n in (("w1", scales.w1, w1.shape[0]), ("w2", scales.w2, w2.shape[0])):
+        if tuple(t.shape) != (n,) or t.dtype != torch.float32 or t.device != x.device:
+            raise ValueError(f"fused_mlp_: int8_scales.{name} must be float32 [{n}] on {x.device}, got "
+                             f"{t.dtype} {tuple(t.shape)} on {t.device}")
+
+
+def fused_mlp_int8_ref(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w1: torch.Tensor,
+                       b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, scales: Int8MlpScales,
+                       act: str = "gelu_erf") -> torch.Tensor:
+    """The INT8 form's result, out of place, in FP32: with gelu_erf an INT8 engine's MLP half as its unfused kernels
+    compute it (window_reverse's LN2 quantized, the INT8 GEMMs' epilogues: `epilogue.reference.epilogue_ref`).
+
+    The LayerNorm output (FP32) quantized with in1 (`quantize_int8`); FC1 as exact integer sums times in1, times
+    w1[n], + b1, GELU (erf in FP32; gelu_tanh: the tanh form rounded to fp16, as the FP16 kernels), quantized with
+    in2; FC2 likewise (times in2, times w2[n]) + b2; with out2 quantized and dequantized; + x. (Integer sums of K <=
+    768 products of int8 are exact in FP32.)
+    """
+    xf = x.float()
+    h = F.layer_norm(xf, (xf.shape[-1],), gamma.float(), beta.float(), eps)
+    hq = quantize_int8(h, scales.in1).float()
+    s = F.linear(hq, w1.float()) * scales.in1 * scales.w1.float().to(x.device) + b1.float()
+    g = F.gelu(s) if act == "gelu_erf" else F.gelu(s, approximate="tanh").half().float()
+    pq = quantize_int8(g, scales.in2).float()
+    y = F.linear(pq, w2.float()) * scales.in2 * scales.w2.float().to(x.device) + b2.float()
+    if scales.out2 is not None:
+        y = quantize_int8(y, scales.out2).float() * scales.out2
+    return xf + y

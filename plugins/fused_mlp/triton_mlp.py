@@ -13,6 +13,11 @@ C1 is a power of two too, else padded to the next power of two (masked loads).
 FP8 form (an FP8 engine's MLP, `fp8_scales`): FP8 weights with per-tensor scales, the LayerNorm output (FP32) and the
 activated hidden (fp16) quantized to FP8 with the FC inputs' scales, FP8 wgmma with FP32 sums, each scaled by input
 scale x weight scale (reference.fused_mlp_fp8_ref).
+
+INT8 form (an INT8 engine's MLP, `int8_scales`): INT8 weights with per-output-channel scales, the LayerNorm output and
+the GELU'd hidden (FP32 erf, or the tanh form's fp16) quantized to INT8 (multiplying by the scale's reciprocal), INT8
+wgmma with exact int32 sums (FC2's over the whole hidden), each dequantized as the INT8 GEMMs' epilogue does; FC2's
+output optionally quantized and dequantized before the residual (recipe int8) (reference.fused_mlp_int8_ref).
 """
 from __future__ import annotations
 
@@ -22,8 +27,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .reference import TRITON_MAX_C, check_fp8_inputs, check_inputs
-from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3
+from .reference import TRITON_MAX_C, Int8MlpScales, check_fp8_inputs, check_inputs, check_int8_inputs
+from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3, quantize_i8_rcp, round_sat_i8
 
 # (block_m, block_h, num_warps, num_stages) per C: the fastest of 17 configs on the H100 at batch 128 (BENCHMARKS.md,
 # session 5; 64 x 64, 4 warps, 3 stages is within 5 % at C = 128 and 23 % slower at C = 96 / 192). Other C take the
@@ -64,10 +69,60 @@ def _act(v, ACT: tl.constexpr):
 
 
 @triton.jit
-def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps, s_in1, s_deq1, s_in2,
-                      s_deq2, C: tl.constexpr, CP: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr,
-                      ACT: tl.constexpr, FP8: tl.constexpr, PDL: tl.constexpr):
-    """The MLP half of a [BM, C] row tile (C padded to CP); FP8 as in _fused_mlp_split_kernel."""
+def _quant_in(h, s_in, QUANT: tl.constexpr):
+    """The FP32 LayerNorm output as FC1's operand: fp16, FP8 (QUANT 1, s_in the scale) or INT8 (QUANT 2, s_in its
+    reciprocal)."""
+    if QUANT == 1:
+        q = quantize_e4m3(h, s_in)
+    elif QUANT == 2:
+        q = quantize_i8_rcp(h, s_in)
+    else:
+        q = h.to(tl.float16)
+    return q
+
+
+@triton.jit
+def _hidden(s, b1, s_in1, s_deq1, w1s_ptrs, s_in2, ACT: tl.constexpr, QUANT: tl.constexpr):
+    """FC1's sums s of a hidden chunk -> FC2's operand: + b1, GELU; FP8: scaled, quantized; INT8: int32 sums
+    dequantized as the INT8 epilogue ((s x in1 = s_deq1) x w1[n], the chunk's weight scales at w1s_ptrs), GELU (erf
+    in FP32, or the tanh form's fp16 result), quantized (s_in2 = 1 / in2)."""
+    # (one return, the branches' results of different types: Triton compiles the untaken constexpr branch away, but
+    # not a return after an if)
+    if QUANT == 2:
+        v = s.to(tl.float32) * s_deq1 * tl.load(w1s_ptrs)[None, :] + b1[None, :]
+        if ACT == 0:  # erf GELU in FP32
+            g = 0.5 * v * (1.0 + tl.math.erf(v * 0.7071067811865476))
+        else:  # the tanh GELU's half2 form (1.7x faster: the FP32 erf dominated the kernel, BENCHMARKS.md session 18)
+            g = _act(v, ACT).to(tl.float32)
+        p = quantize_i8_rcp(g, s_in2)
+    elif QUANT == 1:
+        p = quantize_e4m3(_act(s * s_deq1 + b1[None, :], ACT).to(tl.float32), s_in2)
+    else:
+        p = _act(s + b1[None, :], ACT)
+    return p
+
+
+@triton.jit
+def _out(acc, b2, s_deq2, w2s_ptrs, cmask, s_out, s_out_inv, QUANT: tl.constexpr, QDQ: tl.constexpr):
+    """FC2's sums -> the FP32 increment (+ b2); INT8: dequantized ((acc x in2 = s_deq2) x w2[n], the weight scales at
+    w2s_ptrs where cmask), with QDQ quantized and dequantized with s_out (s_out_inv its reciprocal)."""
+    if QUANT == 2:
+        y = acc.to(tl.float32) * s_deq2 * tl.load(w2s_ptrs, mask=cmask, other=0.0)[None, :] + b2[None, :]
+        if QDQ:
+            y = round_sat_i8(y * s_out_inv) * s_out
+    elif QUANT == 1:
+        y = acc * s_deq2 + b2[None, :]
+    else:
+        y = acc + b2[None, :]
+    return y
+
+
+@triton.jit
+def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w1s_ptr, w2s_ptr, M, eps, s_in1,
+                      s_deq1, s_in2, s_deq2, s_out, s_out_inv, C: tl.constexpr, CP: tl.constexpr, HD: tl.constexpr,
+                      BM: tl.constexpr, BH: tl.constexpr, ACT: tl.constexpr, QUANT: tl.constexpr, QDQ: tl.constexpr,
+                      PDL: tl.constexpr):
+    """The MLP half of a [BM, C] row tile (C padded to CP); QUANT as in _fused_mlp_split_kernel."""
     pdl_wait(PDL)
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BM + tl.arange(0, BM)
@@ -83,42 +138,35 @@ def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr
     rstd = tl.rsqrt(tl.sum(xc * xc, axis=1) / C + eps)
     gamma = tl.load(gamma_ptr + cols, mask=cmask, other=0.0)
     beta = tl.load(beta_ptr + cols, mask=cmask, other=0.0)
-    h = xc * rstd[:, None] * gamma[None, :] + beta[None, :]
-    if FP8:
-        h = quantize_e4m3(h, s_in1)
-    else:
-        h = h.to(tl.float16)
+    h = _quant_in(xc * rstd[:, None] * gamma[None, :] + beta[None, :], s_in1, QUANT)
 
     hid = tl.arange(0, BH)
-    acc = tl.zeros((BM, CP), dtype=tl.float32)
+    acc = tl.zeros((BM, CP), dtype=tl.int32 if QUANT == 2 else tl.float32)
     for j in range(0, HD, BH):
         # W1 rows j..j+BH as a [CP, BH] operand, W2 columns j..j+BH as [BH, CP] (both K-contiguous)
         w1t = tl.load(w1_ptr + (j + hid)[None, :] * C + cols[:, None], mask=cmask[:, None], other=0.0)
-        s = tl.dot(h, w1t)
-        if FP8:
-            s = s * s_deq1
-        p = _act(s + tl.load(b1_ptr + j + hid)[None, :], ACT)
-        if FP8:
-            p = quantize_e4m3(p.to(tl.float32), s_in2)
+        p = _hidden(tl.dot(h, w1t, out_dtype=tl.int32 if QUANT == 2 else tl.float32), tl.load(b1_ptr + j + hid),
+                    s_in1, s_deq1, w1s_ptr + j + hid, s_in2, ACT, QUANT)
         w2t = tl.load(w2_ptr + cols[None, :] * HD + (j + hid)[:, None], mask=cmask[None, :], other=0.0)
-        acc = tl.dot(p, w2t, acc)
-    if FP8:
-        acc = acc * s_deq2
-    b2 = tl.load(b2_ptr + cols, mask=cmask, other=0.0)
+        acc = tl.dot(p, w2t, acc, out_dtype=tl.int32 if QUANT == 2 else tl.float32)
+    y = _out(acc, tl.load(b2_ptr + cols, mask=cmask, other=0.0), s_deq2, w2s_ptr + cols, cmask, s_out, s_out_inv,
+             QUANT, QDQ)
     # x is read again rather than kept live across the loop (it would hold BM x CP FP32 registers)
     res = tl.load(x_ptr + offs, mask=m2, other=0.0).to(tl.float32)
-    tl.store(x_ptr + offs, (acc + b2[None, :] + res).to(tl.float16), mask=m2)
+    tl.store(x_ptr + offs, (y + res).to(tl.float16), mask=m2)
 
 
 @triton.jit
-def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, M, eps, s_in1, s_deq1, s_in2,
-                            s_deq2, C: tl.constexpr, C0: tl.constexpr, C1: tl.constexpr, HD: tl.constexpr,
-                            BM: tl.constexpr, BH: tl.constexpr, ACT: tl.constexpr, FP8: tl.constexpr,
-                            PDL: tl.constexpr):
+def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w1s_ptr, w2s_ptr, M, eps,
+                            s_in1, s_deq1, s_in2, s_deq2, s_out, s_out_inv, C: tl.constexpr, C0: tl.constexpr,
+                            C1: tl.constexpr, HD: tl.constexpr, BM: tl.constexpr, BH: tl.constexpr,
+                            ACT: tl.constexpr, QUANT: tl.constexpr, QDQ: tl.constexpr, PDL: tl.constexpr):
     """_fused_mlp_kernel for C = C0 + C1 (both powers of two): the row tile, the FC1 K and the FC2 N each in two
-    column blocks, so no padded column is computed. FP8: FP8 weights and FC inputs (an FP8 engine's MLP): the
+    column blocks, so no padded column is computed. QUANT 1, FP8 weights and FC inputs (an FP8 engine's MLP): the
     LayerNorm output quantized with s_in1 and the activated hidden with s_in2, each GEMM's FP32 sum times s_deq
-    (input scale x per-tensor weight scale)."""
+    (input scale x per-tensor weight scale). QUANT 2, INT8 (an INT8 engine's): the same points quantized to int8
+    (s_in1 / s_in2 the reciprocals of the input scales), int32 sums dequantized with the input scale (s_deq) and the
+    per-channel weight scales w1s / w2s; QDQ: FC2's output quantized and dequantized with s_out."""
     pdl_wait(PDL)
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BM + tl.arange(0, BM)
@@ -133,37 +181,29 @@ def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, 
     d0 = x0 - mean[:, None]
     d1 = x1 - mean[:, None]
     rstd = tl.rsqrt((tl.sum(d0 * d0, axis=1) + tl.sum(d1 * d1, axis=1)) / C + eps)
-    h0 = d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]
-    h1 = d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]
-    if FP8:
-        h0 = quantize_e4m3(h0, s_in1)
-        h1 = quantize_e4m3(h1, s_in1)
-    else:
-        h0 = h0.to(tl.float16)
-        h1 = h1.to(tl.float16)
+    h0 = _quant_in(d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :], s_in1,
+                   QUANT)
+    h1 = _quant_in(d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :], s_in1,
+                   QUANT)
 
     hid = tl.arange(0, BH)
-    acc0 = tl.zeros((BM, C0), dtype=tl.float32)
-    acc1 = tl.zeros((BM, C1), dtype=tl.float32)
+    ACC: tl.constexpr = tl.int32 if QUANT == 2 else tl.float32
+    acc0 = tl.zeros((BM, C0), dtype=ACC)
+    acc1 = tl.zeros((BM, C1), dtype=ACC)
     for j in range(0, HD, BH):
         w1r = w1_ptr + (j + hid)[None, :] * C
-        s = tl.dot(h0, tl.load(w1r + c0[:, None]))
-        s = tl.dot(h1, tl.load(w1r + c1[:, None]), s)
-        if FP8:
-            s = s * s_deq1
-        p = _act(s + tl.load(b1_ptr + j + hid)[None, :], ACT)
-        if FP8:
-            p = quantize_e4m3(p.to(tl.float32), s_in2)
+        s = tl.dot(h0, tl.load(w1r + c0[:, None]), out_dtype=ACC)
+        s = tl.dot(h1, tl.load(w1r + c1[:, None]), s, out_dtype=ACC)
+        p = _hidden(s, tl.load(b1_ptr + j + hid), s_in1, s_deq1, w1s_ptr + j + hid, s_in2, ACT, QUANT)
         w2c = w2_ptr + (j + hid)[:, None]
-        acc0 = tl.dot(p, tl.load(w2c + c0[None, :] * HD), acc0)
-        acc1 = tl.dot(p, tl.load(w2c + c1[None, :] * HD), acc1)
-    if FP8:
-        acc0 = acc0 * s_deq2
-        acc1 = acc1 * s_deq2
+        acc0 = tl.dot(p, tl.load(w2c + c0[None, :] * HD), acc0, out_dtype=ACC)
+        acc1 = tl.dot(p, tl.load(w2c + c1[None, :] * HD), acc1, out_dtype=ACC)
+    y0 = _out(acc0, tl.load(b2_ptr + c0), s_deq2, w2s_ptr + c0, c0 < C, s_out, s_out_inv, QUANT, QDQ)
+    y1 = _out(acc1, tl.load(b2_ptr + c1), s_deq2, w2s_ptr + c1, c1 < C, s_out, s_out_inv, QUANT, QDQ)
     res0 = tl.load(x_ptr + offs0, mask=rm, other=0.0).to(tl.float32)
     res1 = tl.load(x_ptr + offs1, mask=rm, other=0.0).to(tl.float32)
-    tl.store(x_ptr + offs0, (acc0 + tl.load(b2_ptr + c0)[None, :] + res0).to(tl.float16), mask=rm)
-    tl.store(x_ptr + offs1, (acc1 + tl.load(b2_ptr + c1)[None, :] + res1).to(tl.float16), mask=rm)
+    tl.store(x_ptr + offs0, (y0 + res0).to(tl.float16), mask=rm)
+    tl.store(x_ptr + offs1, (y1 + res1).to(tl.float16), mask=rm)
 
 
 def _next_pow2(n: int) -> int:
@@ -177,13 +217,19 @@ def default_config(C: int) -> tuple[int, int, int, int]:
 def fused_mlp_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, w1: torch.Tensor,
                       b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, act: str = "gelu_erf",
                       config: tuple[int, int, int, int] | None = None,
-                      fp8_scales: tuple[float, float, float, float] | None = None) -> torch.Tensor:
+                      fp8_scales: tuple[float, float, float, float] | None = None,
+                      int8_scales: Int8MlpScales | None = None) -> torch.Tensor:
     """x [M, C] fp16 += the MLP half, in place; returns x. gamma, beta, b1, b2 FP32; w1 [Hd, C], w2 [C, Hd] fp16.
     config = (block_m, block_h, num_warps, num_stages), default per C (DEFAULT_CONFIGS).
     fp8_scales = (in_scale1, w_scale1, in_scale2, w_scale2): an FP8 MLP (reference.fused_mlp_fp8_ref), w1 and w2
-    float8_e4m3fn with per-tensor scales, the FC1 / FC2 inputs quantized with in_scale1 / in_scale2 (tanh GELU)."""
+    float8_e4m3fn with per-tensor scales, the FC1 / FC2 inputs quantized with in_scale1 / in_scale2 (tanh GELU).
+    int8_scales: an INT8 MLP (reference.fused_mlp_int8_ref), w1 and w2 int8 with per-channel scales."""
+    if fp8_scales is not None and int8_scales is not None:
+        raise ValueError("fused_mlp_triton_: give fp8_scales or int8_scales, not both")
     if fp8_scales is not None:
         check_fp8_inputs(x, gamma, beta, w1, b1, w2, b2, act, fp8_scales)
+    elif int8_scales is not None:
+        check_int8_inputs(x, gamma, beta, w1, b1, w2, b2, act, int8_scales)
     else:
         check_inputs(x, gamma, beta, w1, b1, w2, b2, act)  # the CUDA op's contract (shapes, dtypes, one device)
     M, C = x.shape
@@ -192,7 +238,8 @@ def fused_mlp_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, 
         raise ValueError(f"fused_mlp_triton_: C must be at most {MAX_C} (the CUDA op fused_mlp_ takes up to 384), "
                          f"got C={C}")
     if not x.is_cuda and os.environ.get("TRT_SWIN_TRITON_CPU") != "1":  # 1: under TRITON_INTERPRET, for the tests
-        raise ValueError("fused_mlp_triton_: x must be a CUDA tensor (the Triton kernel has no CPU path; fused_mlp_ has)")
+        raise ValueError("fused_mlp_triton_: x must be a CUDA tensor (the Triton kernel has no CPU path; "
+                         "fused_mlp_ has)")
     if not x.is_contiguous():
         raise ValueError("fused_mlp_triton_: x must be contiguous")
     bm, bh, warps, stages = config or default_config(C)
@@ -204,15 +251,24 @@ def fused_mlp_triton_(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, 
     grid = (triton.cdiv(M, bm),)
     a = 0 if act == "gelu_erf" else 2 if os.environ.get("TRITON_INTERPRET") == "1" else 1
     c0 = _next_pow2(C) // 2
-    s_in1, w_s1, s_in2, w_s2 = fp8_scales or (1.0, 1.0, 1.0, 1.0)
-    fp8 = fp8_scales is not None
-    # FP8 dots take K in multiples of 32: a second column block of 16 (C = 16 * odd) runs padded
-    if C & (C - 1) and C - c0 >= (32 if fp8 else 16) and not (C - c0) & (C - c0 - 1):
-        _fused_mlp_split_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, s_in1, s_in1 * w_s1, s_in2,
-                                      s_in2 * w_s2, C=C, C0=c0, C1=C - c0, HD=Hd, BM=bm, BH=bh, ACT=a,
-                                      FP8=fp8, num_warps=warps, num_stages=stages, **pdl_launch(pdl_enabled(x)))
+    quant = 1 if fp8_scales is not None else 2 if int8_scales is not None else 0
+    w1s = w2s = b1  # unread placeholders outside the INT8 form
+    s_out, qdq = 1.0, False
+    if int8_scales is not None:  # quantizing multiplies by the reciprocal (triton_utils.quantize_i8_rcp)
+        in1, in2 = float(int8_scales.in1), float(int8_scales.in2)
+        q1, deq1, q2, deq2 = 1.0 / in1, in1, 1.0 / in2, in2
+        w1s, w2s = int8_scales.w1.contiguous(), int8_scales.w2.contiguous()
+        qdq = int8_scales.out2 is not None
+        s_out = float(int8_scales.out2) if qdq else 1.0
     else:
-        _fused_mlp_kernel[grid](x, gamma, beta, w1, b1, w2, b2, M, eps, s_in1, s_in1 * w_s1, s_in2, s_in2 * w_s2,
-                                C=C, CP=_next_pow2(C), HD=Hd, BM=bm, BH=bh, ACT=a, FP8=fp8, num_warps=warps,
-                                num_stages=stages, **pdl_launch(pdl_enabled(x)))
+        in1, w_s1, in2, w_s2 = (float(v) for v in (fp8_scales or (1.0, 1.0, 1.0, 1.0)))
+        q1, deq1, q2, deq2 = in1, in1 * w_s1, in2, in2 * w_s2
+    args = (x, gamma, beta, w1, b1, w2, b2, w1s, w2s, M, eps, q1, deq1, q2, deq2, s_out, 1.0 / s_out)
+    meta = dict(HD=Hd, BM=bm, BH=bh, ACT=a, QUANT=quant, QDQ=qdq, num_warps=warps, num_stages=stages,
+                **pdl_launch(pdl_enabled(x)))
+    # FP8 and INT8 dots take K in multiples of 32: a second column block of 16 (C = 16 * odd) runs padded
+    if C & (C - 1) and C - c0 >= (32 if quant else 16) and not (C - c0) & (C - c0 - 1):
+        _fused_mlp_split_kernel[grid](*args, C=C, C0=c0, C1=C - c0, **meta)
+    else:
+        _fused_mlp_kernel[grid](*args, C=C, CP=_next_pow2(C), **meta)
     return x

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait
+from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_i8_float
 from .reference import check_int8_epilogue_inputs
 
 # (block_m, block_n, block_k, num_warps, num_stages): block_n follows N (the least padding, then the widest), block_k
@@ -74,10 +74,7 @@ def _gemm_int8_kernel(a_ptr, w_ptr, out_ptr, cs_ptr, bias_ptr, res_ptr, M, N, K,
     else:
         if HAS_RES and OUT == 1:
             v = v + tl.load(res_ptr + offs, mask=om, other=0.0).to(tl.float32)
-        # saturate, then round half to even by the 1.5 * 2^23 trick (exact for |q| < 2^22; Triton's CPU interpreter
-        # has no libdevice rint)
-        q = tl.minimum(tl.maximum(tl.math.div_rn(v, out_scale), -128.0), 127.0)
-        q = (q + 12582912.0) - 12582912.0
+        q = quantize_i8_float(v, out_scale)
         if OUT == 1:
             tl.store(out_ptr + offs, q.to(tl.int8), mask=om)
         else:

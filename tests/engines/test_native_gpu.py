@@ -145,19 +145,20 @@ def test_random_swin_t_fp16_auto_kernels_large_and_small_grids(cuda_device):
         assert bool((out.cpu().argmax(1) == ref[:b].argmax(1)).float().mean() >= 0.95), f"batch {b}"
 
 
-def _random_swin_t(precision: str, device, buckets: list[int]):
+def _random_swin_t(precision: str, device, buckets: list[int], recipe: str | None = None, **config):
     """(model, plan, engine) of a random-init Swin-T with 10 classes: the engine with CUDA graphs for `buckets` (max
-    batch their largest); INT8 / FP8 scales max-calibrated on 8 random images."""
+    batch their largest); INT8 / FP8 scales max-calibrated on 8 random images under `recipe` (default: the
+    precision's); `config`: more BuildConfig options."""
     from trt_swin.models import load_model
 
     torch.manual_seed(0)
     model, _ = load_model("swin_tiny_patch4_window7_224", num_classes=10)
     g = torch.Generator().manual_seed(0)
     quantized = precision != "fp16"
-    scales = calibrate_max(model, torch.randn(8, 3, 224, 224, generator=g), precision) if quantized else None
+    recipe = recipe or (precision if quantized else None)
+    scales = calibrate_max(model, torch.randn(8, 3, 224, 224, generator=g), recipe) if quantized else None
     plan, tensors, build = build_native_engine(
-        model, BuildConfig(precision, max_batch=max(buckets), recipe=precision if quantized else None), scales,
-        device=device)
+        model, BuildConfig(precision, max_batch=max(buckets), recipe=recipe, **config), scales, device=device)
     return model, plan, NativeEngine({"config": plan, "build": build}, tensors, "cuda", buckets=buckets)
 
 
@@ -252,18 +253,50 @@ def test_random_swin_t_fp8_large_grid_fuses_stage2(cuda_device):
     assert torch.equal(small, eng(x[:3].cuda()))
 
 
+@pytest.mark.parametrize("recipe", ["int8", "int8-fc2-pm-int32"])
+def test_random_swin_t_int8_fuses_stages_1_2_on_the_triton_kernels(cuda_device, recipe):
+    """Where the Triton kernels run (compute capability 9.x), an INT8 engine runs both halves of Swin-T's stage-1
+    blocks (C 96) as the Triton kernels' INT8 forms at any batch, and stage 2's (C 192) on large grids (batch 32: 512
+    windows). Its logits match the same plan on the unfused INT8 kernels (cuBLASLt INT8 GEMMs + epilogues, the kernel
+    choice "cuda") up to int8 rounding ties, and are as close to timm's FP32 ones; under both INT8 recipes (FC2's
+    output quantized into the residual, or not)."""
+    pytest.importorskip("triton")
+    model, plan, eng = _random_swin_t("int8", cuda_device, [3, 32], recipe)
+    if eng.attention_kernel != "triton" or eng.mlp_kernel != "triton":
+        pytest.skip(f"the Triton kernels run on compute capability 9.x under auto ({torch.cuda.get_device_name()})")
+    stage1, stage2 = plan["stages"][0]["blocks"], plan["stages"][1]["blocks"]
+    assert all(eng._attention_fusable(blk, eng.fused_attention_max_c) and eng._int8_mlp_fusable(blk) for blk in stage1)
+    assert all(blk["rel_bias"] + ":64" in eng.t and eng._int8_mlp_fusable(blk, True)
+               and not eng._int8_mlp_fusable(blk) for blk in stage2)
+    assert (stage1[0]["fc2"]["out_scale"] is not None) == (recipe == "int8")
+    unfused_build = {**eng.build, "config": {**eng.build["config"], "mlp_kernel": "cuda", "attention_kernel": "cuda"}}
+    unfused_eng = NativeEngine({"config": plan, "build": unfused_build}, {k: v for k, v in eng.t.items()
+                                                                         if ":" not in k}, "cuda", buckets=[3, 32])
+    assert not any(unfused_eng._attention_fusable(blk, 192) or unfused_eng._int8_mlp_fusable(blk, True)
+                   for blk in stage1 + stage2)
+    x = torch.randn(32, 3, 224, 224)
+    with torch.no_grad():
+        ref = torch.cat([model(x[i:i + 16]) for i in range(0, 32, 16)])
+    for b in (32, 3):
+        fused, unfused = eng(x[:b].cuda()), unfused_eng(x[:b].cuda())
+        assert bool(torch.isfinite(fused).all()), f"batch {b}"
+        assert rel_l2(fused, unfused) < 3e-2, f"batch {b}"
+        assert rel_l2(fused, ref[:b]) <= 1.25 * rel_l2(unfused, ref[:b]) + 5e-3, f"batch {b}"
+        assert float((fused.argmax(1) == unfused.argmax(1)).float().mean()) >= 0.9, f"batch {b}"
+
+
 def test_random_swin_t_int8_triton_gemm_matches_the_two_kernel_path(cuda_device):
     """Where the Triton kernels run (compute capability 9.x), an INT8 engine's non-GELU GEMMs of at least
     TRITON_INT8_GEMM_MIN_M rows run the Triton INT8 GEMM (epilogue fused); the same engine with it turned off
-    (cuBLASLt INT8 GEMM + epilogue op) gives the same logits up to rounding ties, at batch 32 (stage-1 GEMMs of 100352
-    rows) and at batch 1 (no GEMM that large: the same path)."""
+    (cuBLASLt INT8 GEMM + epilogue op) gives the same logits up to rounding ties, at batch 32 (stages 1-2 run fused,
+    the stage-1 patch merging's reduction has 25088 rows) and at batch 1 (no GEMM that large: the same path)."""
     pytest.importorskip("triton")
     from trt_swin.engines.native.runtime import TRITON_INT8_GEMM_MIN_M
 
     _, _, eng = _random_swin_t("int8", cuda_device, [1, 32])
     if not eng.triton_int8_gemm:
         pytest.skip("the Triton kernels run on compute capability 9.x only")
-    assert 32 * 56 * 56 >= TRITON_INT8_GEMM_MIN_M > 56 * 56
+    assert 32 * 28 * 28 >= TRITON_INT8_GEMM_MIN_M > 28 * 28
     x = torch.randn(32, 3, 224, 224, device="cuda")
     triton_out = eng(x)
     one = eng(x[:1])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from shapes import BLOCK_SHAPES
 from test_ops_common import POISON_BYTE, rel_l2, run_in_triton_interpreter
 
@@ -346,6 +347,7 @@ def test_fp8_reference_is_the_fake_quantized_mlp():
 # 128 + 32) and the padded one (224), ragged M, both activations.
 _INTERPRET = """
 import torch
+import torch.nn.functional as F
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_ref
 torch.manual_seed(0)
@@ -375,6 +377,7 @@ def test_triton_kernel_math_in_the_interpreter():
 # a wrong scale or operand layout (errors of order 1), while the GPU test holds the kernel to 2e-2.
 _INTERPRET_FP8 = """
 import torch
+import torch.nn.functional as F
 from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
 from trt_swin.plugins.fused_mlp.reference import fused_mlp_fp8_ref
 from trt_swin.plugins.epilogue.reference import quantize_fp8_per_tensor
@@ -400,3 +403,125 @@ print(worst)
 def test_triton_fp8_kernel_math_in_the_interpreter():
     worst = run_in_triton_interpreter(_INTERPRET_FP8)
     assert worst < 0.25, f"relative L2 error of the FP8 MLP increment {worst:.2e} > 0.25 under the interpreter"
+
+
+def _int8_inputs(M: int, C: int, Hd: int, device, seed: int = 0, out2: float | None = None):
+    """_inputs with the weights quantized to INT8 (per-channel amax scales) and the Int8MlpScales of the INT8 form."""
+    from trt_swin.plugins.epilogue.reference import quantize_int8_per_channel
+    from trt_swin.plugins.fused_mlp.reference import Int8MlpScales
+
+    x, gamma, beta, w1, b1, w2, b2 = _inputs(M, C, Hd, "cpu", seed)
+    (w1q, ws1), (w2q, ws2) = quantize_int8_per_channel(w1), quantize_int8_per_channel(w2)
+    # LN output |h| <~ 4, GELU hidden <~ 3 (as the FP8 inputs)
+    scales = Int8MlpScales(4.0 / 127, ws1.to(device), 3.0 / 127, ws2.to(device), out2)
+    return [t.to(device) for t in (x, gamma, beta, w1q, b1, w2q, b2)], scales
+
+
+# INT8 tolerance on the MLP increment, per GELU: with erf the kernel and the reference quantize the same FP32 values
+# (exact int32 sums, the scale's reciprocal within an ulp of the division), so they differ only where an FP32 rounding
+# moves a value across an int8 rounding boundary, plus the final fp16 rounding (measured under the interpreter:
+# 3.7e-4); the tanh form's half2 math differs from the reference's FP32 tanh by ~2 fp16 ulps on the hidden, which moves
+# more hidden values across a boundary (7e-3 under the interpreter)
+INT8_MLP_REL_L2 = {"gelu_erf": 5e-3, "gelu_tanh": 2e-2}
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("out2", [None, 0.02], ids=["fc2-float", "fc2-qdq"])
+@pytest.mark.parametrize("M,C,Hd", [p for p in REAL_SHAPES + EDGE_SHAPES if _c_of(p) <= 256])
+def test_triton_int8_kernel_matches_reference(M, C, Hd, out2, act):
+    """The INT8 form (an INT8 engine's fused MLP) against reference.fused_mlp_int8_ref, FC2's output floating point
+    (recipe int8-fc2-pm-int32) or quantized (recipe int8); rows past M untouched."""
+    from trt_swin.plugins.fused_mlp.reference import fused_mlp_int8_ref
+
+    (x, gamma, beta, w1, b1, w2, b2), scales = _int8_inputs(M + 64, C, Hd, "cuda", seed=M, out2=out2)
+    x0 = x.clone()
+    triton_mlp.fused_mlp_triton_(x[:M], gamma, beta, EPS, w1, b1, w2, b2, act, int8_scales=scales)
+    torch.cuda.synchronize()
+    assert torch.equal(x[M:], x0[M:]), "the INT8 kernel wrote past M"
+    ref = fused_mlp_int8_ref(x0[:M], gamma, beta, EPS, w1, b1, w2, b2, scales, act) - x0[:M].float()
+    out = x[:M].float() - x0[:M].float()
+    assert torch.isfinite(x[:M]).all()
+    err = rel_l2(out, ref)
+    bound = INT8_MLP_REL_L2[act]
+    assert err <= bound, f"relative L2 error of the INT8 MLP increment {err:.2e} > {bound}"
+
+
+@needs_triton
+def test_triton_int8_contract():
+    """The INT8 form takes int8 weights, an Int8MlpScales with positive scales and one weight scale per output
+    channel; anything else is a clear error."""
+    import dataclasses
+
+    (x, gamma, beta, w1, b1, w2, b2), scales = _int8_inputs(8, 96, 384, "cpu")
+    with pytest.raises(ValueError, match="w1, w2 int8"):
+        triton_mlp.fused_mlp_triton_(x, gamma, beta, EPS, w1.half(), b1, w2, b2, "gelu_erf", int8_scales=scales)
+    with pytest.raises(ValueError, match="must be positive"):
+        triton_mlp.fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf",
+                                     int8_scales=dataclasses.replace(scales, in2=0.0))
+    with pytest.raises(ValueError, match=r"int8_scales.w1 must be float32 \[384\]"):
+        triton_mlp.fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf",
+                                     int8_scales=dataclasses.replace(scales, w1=scales.w1[:96]))
+    with pytest.raises(ValueError, match="must be an Int8MlpScales"):
+        triton_mlp.fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf", int8_scales=(1.0, 1.0))
+    with pytest.raises(ValueError, match="not both"):
+        triton_mlp.fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf", fp8_scales=(1.0,) * 4,
+                                     int8_scales=scales)
+    with pytest.raises(ValueError, match="x must be a CUDA tensor"):
+        triton_mlp.fused_mlp_triton_(x, gamma, beta, EPS, w1, b1, w2, b2, "gelu_erf", int8_scales=scales)
+
+
+@pytest.mark.parametrize("out2", [None, 0.02], ids=["fc2-float", "fc2-qdq"])
+def test_int8_reference_is_the_unfused_int8_engine(out2):
+    """fused_mlp_int8_ref is what an INT8 engine's unfused kernels compute (their references: LayerNorm quantized by
+    ln_shift_partition, the INT8 GEMMs' integer sums through the epilogue, FC2's output quantized then dequantized
+    with the residual), and close to the unquantized MLP."""
+    from trt_swin.plugins.epilogue.reference import epilogue_ref
+    from trt_swin.plugins.fused_mlp.reference import fused_mlp_int8_ref
+    from trt_swin.plugins.ln_shift_partition.reference import ln_shift_partition_ref
+
+    M, C, Hd = 96, 96, 384
+    (x, gamma, beta, w1, b1, w2, b2), sc = _int8_inputs(M, C, Hd, "cpu", out2=out2)
+    fused = fused_mlp_int8_ref(x, gamma, beta, EPS, w1, b1, w2, b2, sc)
+    h = ln_shift_partition_ref(x.view(1, M, 1, C), gamma, beta, EPS, 1, 0, out_scale=sc.in1).view(M, C)
+    h = epilogue_ref(F.linear(h.float(), w1.float()), sc.in1, sc.w1, b1, "gelu", None, sc.in2)
+    y = epilogue_ref(F.linear(h.float(), w2.float()), sc.in2, sc.w2, b2, "none", None, out2)
+    # recipe int8: FC2's int8 output dequantized with the residual (the engine's out_qdq); else the FP32 sum + x
+    unfused = epilogue_ref(y, out2, None, None, "none", x, None) if out2 is not None else y + x.float()
+    torch.testing.assert_close(fused, unfused, rtol=1e-6, atol=1e-5)
+    w1d, w2d = (w1.float() * sc.w1[:, None]).half(), (w2.float() * sc.w2[:, None]).half()
+    ref16 = fused_mlp_ref(x, gamma, beta, EPS, w1d, b1, w2d, b2, "gelu_erf") - x.float()
+    assert 1e-3 < rel_l2(fused - x.float(), ref16) < 0.1
+
+
+# The INT8 form under the interpreter (its int8 dots and rounding are exact there): the split kernel (96) and the
+# power-of-two one (64), FC2's output floating point and quantized, both GELUs.
+_INTERPRET_INT8 = """
+import torch
+import torch.nn.functional as F
+from trt_swin.plugins.fused_mlp.triton_mlp import fused_mlp_triton_
+from trt_swin.plugins.fused_mlp.reference import Int8MlpScales, fused_mlp_int8_ref
+from trt_swin.plugins.epilogue.reference import quantize_int8_per_channel
+torch.manual_seed(0)
+worst = 0.0
+for M, C, cfg, out2, act in ((70, 64, (64, 64, 4, 2), None, "gelu_erf"), (37, 96, (32, 32, 4, 2), 0.02, "gelu_tanh")):
+    Hd = 4 * C
+    x = (torch.randn(M, C) * 2 + 0.5).half()
+    g, b = 1 + 0.2 * torch.randn(C), 0.2 * torch.randn(C)
+    (w1, ws1), (w2, ws2) = quantize_int8_per_channel(torch.randn(Hd, C) * C ** -0.5), quantize_int8_per_channel(
+        torch.randn(C, Hd) * Hd ** -0.5)
+    b1, b2 = 0.2 * torch.randn(Hd), 0.2 * torch.randn(C)
+    sc = Int8MlpScales(4 / 127, ws1, 3 / 127, ws2, out2)
+    ref = fused_mlp_int8_ref(x, g, b, 1e-5, w1, b1, w2, b2, sc, act).double() - x.double()
+    out = fused_mlp_triton_(x.clone(), g, b, 1e-5, w1, b1, w2, b2, act, config=cfg,
+                            int8_scales=sc).double() - x.double()
+    worst = max(worst, ((out - ref).norm() / ref.norm()).item() / {TOL}[act])
+print(worst)
+""".replace("{TOL}", repr(INT8_MLP_REL_L2))
+
+
+@needs_triton
+def test_triton_int8_kernel_math_in_the_interpreter():
+    worst = run_in_triton_interpreter(_INTERPRET_INT8)  # the largest error as a fraction of its GELU's bound
+    assert worst < 1.0, f"relative L2 error of the INT8 MLP increment at {worst:.2f}x its bound {INT8_MLP_REL_L2}"
