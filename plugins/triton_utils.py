@@ -13,6 +13,19 @@ def quantize_e4m3(v, scale):
 
 
 @triton.jit
+def quantize_operand(h, s, QUANT: tl.constexpr):
+    """An FP32 tile as a GEMM operand: fp16 (QUANT 0), FP8 (QUANT 1, s the scale) or INT8 (QUANT 2, s the scale's
+    reciprocal): the fused kernels' LayerNorm outputs."""
+    if QUANT == 1:
+        q = quantize_e4m3(h, s)
+    elif QUANT == 2:
+        q = quantize_i8_rcp(h, s)
+    else:
+        q = h.to(tl.float16)
+    return q
+
+
+@triton.jit
 def round_sat_i8(q):
     """FP32 q -> round_half_even(q) saturated to [-128, 127], still FP32 (exact small integers). Half to even by the
     1.5 * 2^23 trick (exact for |q| < 2^22), which Triton's CPU interpreter runs too (it has no libdevice rint)."""

@@ -30,7 +30,8 @@ import triton
 import triton.language as tl
 
 from ..epilogue.reference import check_fp8_scales
-from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3, quantize_i8_rcp, round_sat_i8
+from ..triton_utils import (pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3, quantize_i8_rcp, quantize_operand,
+                            round_sat_i8)
 from .reference import HEAD_DIM, KEYS, Int8AttentionScales, check_inputs, check_int8_scales
 
 # (num_warps, num_stages, staged, maxnreg) per C, the fastest measured on the H100 at batch 128 with a float16 bias
@@ -70,19 +71,6 @@ def parse_config(name: str) -> tuple[tuple[int, int, bool, int], bool]:
 def _wt(w_ptr, row0, C: tl.constexpr, cols, d):
     """[len(cols), HD] operand W[row0 + d, cols]^T of a row-major [*, C] weight."""
     return tl.load(w_ptr + (row0 + d)[None, :] * C + cols[:, None])
-
-
-@triton.jit
-def _quant_in(h, s_in, QUANT: tl.constexpr):
-    """The FP32 LayerNorm output as the QKV GEMM's operand: fp16, FP8 (QUANT 1, s_in the scale) or INT8 (QUANT 2,
-    s_in its reciprocal)."""
-    if QUANT == 1:
-        q = quantize_e4m3(h, s_in)
-    elif QUANT == 2:
-        q = quantize_i8_rcp(h, s_in)
-    else:
-        q = h.to(tl.float16)
-    return q
 
 
 @triton.jit
@@ -167,11 +155,11 @@ def _fused_attention_kernel(x_ptr, gamma_ptr, beta_ptr, wqkv_ptr, bqkv_ptr, bias
         s2 += tl.sum(d1 * d1, axis=1)
     rstd = tl.rsqrt(s2 / C + eps)
     h0 = d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]
-    h0 = _quant_in(tl.where(rm, h0, 0.0), s_qkv, QUANT)  # the QKV GEMM's input, quantized from FP32
+    h0 = quantize_operand(tl.where(rm, h0, 0.0), s_qkv, QUANT)  # the QKV GEMM's input, quantized from FP32
     h1 = h0  # unused when C1 == 0
     if C1 > 0:
         h1 = d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]
-        h1 = _quant_in(tl.where(rm, h1, 0.0), s_qkv, QUANT)
+        h1 = quantize_operand(tl.where(rm, h1, 0.0), s_qkv, QUANT)
 
     # ---- shift mask: -100 between tokens of different regions (shifted blocks only) ----
     rid = shift_regions(y, xx, nWh, nWw, WS, shift)

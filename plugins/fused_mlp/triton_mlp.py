@@ -28,7 +28,8 @@ import triton
 import triton.language as tl
 
 from .reference import TRITON_MAX_C, Int8MlpScales, check_fp8_inputs, check_inputs, check_int8_inputs
-from ..triton_utils import pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3, quantize_i8_rcp, round_sat_i8
+from ..triton_utils import (pdl_enabled, pdl_launch, pdl_wait, quantize_e4m3, quantize_i8_rcp, quantize_operand,
+                            round_sat_i8)
 
 # (block_m, block_h, num_warps, num_stages) per C: the fastest of 17 configs on the H100 at batch 128 (BENCHMARKS.md,
 # session 5; 64 x 64, 4 warps, 3 stages is within 5 % at C = 128 and 23 % slower at C = 96 / 192). Other C take the
@@ -66,19 +67,6 @@ def _act(v, ACT: tl.constexpr):
             mul.rn.f16x2 hv, $1, half;
             fma.rn.f16x2 $0, hv, t, hv;
             }""", "=r,r", [v.to(tl.float16)], dtype=tl.float16, is_pure=True, pack=2)
-
-
-@triton.jit
-def _quant_in(h, s_in, QUANT: tl.constexpr):
-    """The FP32 LayerNorm output as FC1's operand: fp16, FP8 (QUANT 1, s_in the scale) or INT8 (QUANT 2, s_in its
-    reciprocal)."""
-    if QUANT == 1:
-        q = quantize_e4m3(h, s_in)
-    elif QUANT == 2:
-        q = quantize_i8_rcp(h, s_in)
-    else:
-        q = h.to(tl.float16)
-    return q
 
 
 @triton.jit
@@ -138,7 +126,7 @@ def _fused_mlp_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr
     rstd = tl.rsqrt(tl.sum(xc * xc, axis=1) / C + eps)
     gamma = tl.load(gamma_ptr + cols, mask=cmask, other=0.0)
     beta = tl.load(beta_ptr + cols, mask=cmask, other=0.0)
-    h = _quant_in(xc * rstd[:, None] * gamma[None, :] + beta[None, :], s_in1, QUANT)
+    h = quantize_operand(xc * rstd[:, None] * gamma[None, :] + beta[None, :], s_in1, QUANT)
 
     hid = tl.arange(0, BH)
     acc = tl.zeros((BM, CP), dtype=tl.int32 if QUANT == 2 else tl.float32)
@@ -181,10 +169,10 @@ def _fused_mlp_split_kernel(x_ptr, gamma_ptr, beta_ptr, w1_ptr, b1_ptr, w2_ptr, 
     d0 = x0 - mean[:, None]
     d1 = x1 - mean[:, None]
     rstd = tl.rsqrt((tl.sum(d0 * d0, axis=1) + tl.sum(d1 * d1, axis=1)) / C + eps)
-    h0 = _quant_in(d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :], s_in1,
-                   QUANT)
-    h1 = _quant_in(d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :], s_in1,
-                   QUANT)
+    h0 = d0 * rstd[:, None] * tl.load(gamma_ptr + c0)[None, :] + tl.load(beta_ptr + c0)[None, :]
+    h1 = d1 * rstd[:, None] * tl.load(gamma_ptr + c1)[None, :] + tl.load(beta_ptr + c1)[None, :]
+    h0 = quantize_operand(h0, s_in1, QUANT)
+    h1 = quantize_operand(h1, s_in1, QUANT)
 
     hid = tl.arange(0, BH)
     ACC: tl.constexpr = tl.int32 if QUANT == 2 else tl.float32

@@ -332,6 +332,24 @@ def _fp8(w_qkv, w_proj, s_qkv=4.0, s_proj=2.0):
     return wq, wp, (s_qkv / FP8_E4M3_MAX, ws_q, s_proj / FP8_E4M3_MAX, ws_p)
 
 
+def _quantized_form_error(x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj, ws, shift, config, **scales) -> float:
+    """Run the Triton kernel's FP8 or INT8 form (`scales`: fp8_scales= or int8_scales=) in place on a copy of x inside
+    poisoned guard memory; assert nothing outside x was written and the result is finite; return the relative L2 error
+    of the increment against fused_attention_ref with the same scales."""
+    n = x.numel()
+    buf = torch.full((2 * (2 * GUARD + n),), POISON_BYTE, dtype=torch.uint8, device="cuda").view(torch.float16)
+    xg = buf[GUARD:GUARD + n].view(x.shape)
+    xg.copy_(x)
+    ref = fused_attention_ref(x, gamma, beta, EPS, w_qkv, b_qkv, bias, w_proj, b_proj, ws, shift, SCALE, **scales)
+    triton_attention.fused_attention_triton_(xg, gamma, beta, EPS, w_qkv, b_qkv, pad_bias(bias).half(), w_proj, b_proj,
+                                             ws, shift, SCALE, config=config, **scales)
+    torch.cuda.synchronize()
+    guards = torch.cat([buf[:GUARD], buf[GUARD + n:]]).view(torch.uint8)
+    assert bool((guards == POISON_BYTE).all()), f"the kernel ({', '.join(scales)}) wrote outside x"
+    assert torch.isfinite(xg).all()
+    return rel_l2(xg.double() - x.double(), ref.double() - x.double())
+
+
 # FP8 bound on the attention increment: the kernel and the reference quantize the same values, but the FP8 tensor
 # cores sum in a shorter accumulator and an fp16 rounding can move a value across an E4M3 rounding boundary
 FP8_ATTN_REL_L2 = 2e-2
@@ -346,18 +364,7 @@ def test_triton_fp8_kernel_matches_reference(B, H, W, C, ws, shift, config):
     memory around x untouched."""
     x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(B, H, W, C, ws, "cuda")
     wq8, wp8, scales = _fp8(w_qkv, w_proj)
-    n = x.numel()
-    buf = torch.full((2 * (2 * GUARD + n),), POISON_BYTE, dtype=torch.uint8, device="cuda").view(torch.float16)
-    xg = buf[GUARD:GUARD + n].view(x.shape)
-    xg.copy_(x)
-    ref = fused_attention_ref(x, gamma, beta, EPS, wq8, b_qkv, bias, wp8, b_proj, ws, shift, SCALE, fp8_scales=scales)
-    triton_attention.fused_attention_triton_(xg, gamma, beta, EPS, wq8, b_qkv, pad_bias(bias).half(), wp8, b_proj, ws,
-                                             shift, SCALE, config=config, fp8_scales=scales)
-    torch.cuda.synchronize()
-    guards = torch.cat([buf[:GUARD], buf[GUARD + n:]]).view(torch.uint8)
-    assert bool((guards == POISON_BYTE).all()), "the FP8 kernel wrote outside x"
-    assert torch.isfinite(xg).all()
-    err = rel_l2(xg.double() - x.double(), ref.double() - x.double())
+    err = _quantized_form_error(x, gamma, beta, wq8, b_qkv, bias, wp8, b_proj, ws, shift, config, fp8_scales=scales)
     assert err <= FP8_ATTN_REL_L2, f"relative L2 error of the FP8 attention increment {err:.2e} > {FP8_ATTN_REL_L2}"
 
 
@@ -437,18 +444,7 @@ def test_triton_int8_kernel_matches_reference(B, H, W, C, ws, shift, config, pro
     memory around x untouched."""
     x, gamma, beta, w_qkv, b_qkv, bias, w_proj, b_proj = _inputs(B, H, W, C, ws, "cuda")
     wq8, wp8, scales = _int8(w_qkv, w_proj, proj_out)
-    n = x.numel()
-    buf = torch.full((2 * (2 * GUARD + n),), POISON_BYTE, dtype=torch.uint8, device="cuda").view(torch.float16)
-    xg = buf[GUARD:GUARD + n].view(x.shape)
-    xg.copy_(x)
-    ref = fused_attention_ref(x, gamma, beta, EPS, wq8, b_qkv, bias, wp8, b_proj, ws, shift, SCALE, int8_scales=scales)
-    triton_attention.fused_attention_triton_(xg, gamma, beta, EPS, wq8, b_qkv, pad_bias(bias).half(), wp8, b_proj, ws,
-                                             shift, SCALE, config=config, int8_scales=scales)
-    torch.cuda.synchronize()
-    guards = torch.cat([buf[:GUARD], buf[GUARD + n:]]).view(torch.uint8)
-    assert bool((guards == POISON_BYTE).all()), "the INT8 kernel wrote outside x"
-    assert torch.isfinite(xg).all()
-    err = rel_l2(xg.double() - x.double(), ref.double() - x.double())
+    err = _quantized_form_error(x, gamma, beta, wq8, b_qkv, bias, wp8, b_proj, ws, shift, config, int8_scales=scales)
     assert err <= INT8_ATTN_REL_L2, f"relative L2 error of the INT8 attention increment {err:.2e} > {INT8_ATTN_REL_L2}"
 
 
