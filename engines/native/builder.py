@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8
+from trt_swin.plugins.epilogue.reference import FP8_E4M3_MAX, quantize_fp8, quantize_int8
 
 from ._format import device_info, write_engine
 
@@ -160,8 +160,7 @@ class _Builder:
                 raise ValueError(f"{path}.weight_quantizer has {amax.numel()} amax values for {N0} output channels")
             amax = torch.nn.functional.pad(amax, (0, N - N0), value=1.0)
             w_scale = amax.clamp_min(1e-12) / 127.0
-            Wq = torch.round(W / w_scale[:, None]).clamp_(-128, 127).to(torch.int8)
-            spec["weight"] = self.put(f"{path}.weight", Wq)
+            spec["weight"] = self.put(f"{path}.weight", quantize_int8(W, w_scale[:, None]))
             spec["w_scale"] = self.put(f"{path}.w_scale", w_scale)
         elif mode == "fp8":
             spec["in_scale"] = self.act_scale(path, "input", "e4m3")

@@ -21,9 +21,10 @@ def check_fp8_scales(op: str, scales, names: str) -> None:
         raise ValueError(f"{op}: fp8 scales must be four positive numbers ({names}), got {scales}")
 
 
-def quantize_int8(v: torch.Tensor, scale: float) -> torch.Tensor:
+def quantize_int8(v: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
     """sat(round_half_even(v / scale)) as int8, for any shape; v is computed in FP32. The INT8 output rule of every
-    kernel (an IEEE division, then round half to even and saturation)."""
+    kernel (an IEEE division, then round half to even and saturation); a scale tensor broadcasts (per-channel
+    weights: [N, 1])."""
     return torch.round(v.float() / scale).clamp_(-128, 127).to(torch.int8)
 
 
@@ -46,7 +47,7 @@ def quantize_int8_per_channel(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     """(int8 w, float32 scales [rows]) with per-row amax scales amax(|w[n]|) / 127, as the engine builder quantizes an
     INT8 weight: what the test and sanitizer drivers of the INT8 kernels use."""
     scale = w.float().abs().amax(1).clamp_min(1e-12) / 127.0
-    return torch.round(w.float() / scale[:, None]).clamp_(-128, 127).to(torch.int8), scale
+    return quantize_int8(w, scale[:, None]), scale
 
 
 def epilogue_ref(
